@@ -1,0 +1,3 @@
+from umbrellabot.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""Settings: one typed object, read from the environment and an env file.
+
+Precedence, highest first: the environment, then the env file (`UMBRELLABOT_ENV_FILE`, else
+`.env` in the working directory), then the defaults below. Names keep the original system's
+(`CLOUDTRAIL_BUCKET_NAME`...). A wrong value is one line naming the variable, where it came from
+and what was expected (`SettingsError`); the CLI turns it into exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from umbrellabot.rules import Severity
+
+ENV_FILE_VARIABLE = "UMBRELLABOT_ENV_FILE"
+DEFAULT_ENV_FILE = ".env"
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+class SettingsError(Exception):
+    """A setting that cannot be used; the message is one line for the user."""
+
+
+def _split_list(value: Any) -> Any:
+    """`US,GB` or `US GB` from the environment; real lists pass through."""
+    if isinstance(value, str):
+        return [item for item in re.split(r"[,\s]+", value.strip()) if item]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=DEFAULT_ENV_FILE,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    cloudtrail_bucket_name: str | None = Field(
+        None, description="S3 bucket CloudTrail delivers to; empty: watch a local folder."
+    )
+    cloudtrail_initial_prefix: str = Field(
+        "", description="Where CloudTrail files start in the bucket (AWSLogs/, an org id, ...)."
+    )
+    cloudtrail_processed_prefix: str = Field(
+        "processed/", description="Prefix of the enriched copies written back to the bucket."
+    )
+    athena_results_prefix: str = Field(
+        "athena-results/", description="Prefix for Athena query results in the bucket."
+    )
+    slack_channel: str | None = Field(None, description="Channel ID or name for alerts.")
+    rules_path: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Rule files or folders, comma-separated; empty: the packaged default pack.",
+    )
+    allowed_countries: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["US"],
+        description="ISO-3166 alpha-2 codes API calls may come from, comma-separated.",
+    )
+    alert_min_severity: Severity = Field(
+        Severity.HIGH, description="Lowest severity that is alerted on (info..critical)."
+    )
+    ipstack_access_key: SecretStr | None = Field(
+        None, description="ipstack key; unset: the offline geo-IP database only."
+    )
+    ipstack_api_url: str = Field("http://api.ipstack.com", description="ipstack API base URL.")
+    ipstack_max_calls: int = Field(
+        1000, ge=0, description="Most ipstack calls per run; past it the offline database answers."
+    )
+    ipstack_timeout_s: float = Field(5.0, gt=0, description="Timeout of one ipstack call.")
+    state_dir: Path = Field(Path("state"), description="Folder for durable state.")
+
+    @field_validator("rules_path", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in re.split(f"[,{os.pathsep}]", value) if item.strip()]
+        return value
+
+    @field_validator("allowed_countries", mode="before")
+    @classmethod
+    def _split_countries(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("allowed_countries")
+    @classmethod
+    def _check_countries(cls, value: list[str]) -> list[str]:
+        codes = [item.upper() for item in value]
+        if not codes:
+            raise ValueError("expected at least one ISO-3166 alpha-2 code such as US")
+        bad = [item for item in codes if not _COUNTRY.match(item)]
+        if bad:
+            raise ValueError(f"expected ISO-3166 alpha-2 codes such as US,GB; got {bad[0]!r}")
+        return codes
+
+    @field_validator("alert_min_severity", mode="before")
+    @classmethod
+    def _parse_severity(cls, value: Any) -> Any:
+        return Severity.parse(value) if isinstance(value, str) else value
+
+    def rule_variables(self) -> dict[str, Any]:
+        """The values rules may name as `$variable`."""
+        return {"allowed_countries": list(self.allowed_countries)}
+
+
+def _source_of(name: str, env_file: Path | None) -> str:
+    if any(key.upper() == name for key in os.environ):
+        return "from the environment"
+    if env_file is not None:
+        return f"from {env_file}"
+    return "default"
+
+
+def _describe(error: Any) -> str:
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def chosen_env_file() -> Path | None:
+    named = os.environ.get(ENV_FILE_VARIABLE)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise SettingsError(f"{ENV_FILE_VARIABLE}: no such env file: {path}")
+        return path
+    default = Path(DEFAULT_ENV_FILE)
+    return default if default.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; raises SettingsError with one line naming the variable."""
+    env_file = chosen_env_file()
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as err:
+        first = err.errors()[0]
+        name = str(first["loc"][0]).upper() if first.get("loc") else "settings"
+        value = first.get("input")
+        message = _describe(first)
+        secret = "key" in name.lower() or "token" in name.lower()
+        if not (secret or isinstance(value, dict) or repr(value) in message):
+            message += f" (got {value!r})"
+        raise SettingsError(
+            f"invalid setting {name} {_source_of(name, env_file)}: {message}"
+        ) from None

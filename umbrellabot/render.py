@@ -1,0 +1,154 @@
+"""Console rendering: summaries, alert tables, rule lists. Pure: builds rich renderables.
+
+Everything that comes from a log is untrusted: it is shown as plain `Text` (never parsed as
+rich markup) with control characters replaced, so a crafted userAgent cannot restyle the
+table or send escape sequences to the terminal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from umbrellabot.alerts import Alert
+from umbrellabot.rules import Rule, Severity
+from umbrellabot.ruletest import CaseResult
+
+if TYPE_CHECKING:
+    from umbrellabot.scan import ScanSummary
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+
+
+def safe(value: object, limit: int = 200) -> Text:
+    """Log-derived text made inert for the terminal."""
+    if value is None:
+        return Text("-", style="dim")
+    text = _CONTROL.sub("�", str(value))
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return Text(text)
+
+
+def severity_text(severity: Severity) -> Text:
+    return Text(severity.name, style=SEVERITY_STYLE[severity])
+
+
+def group_by_event(alerts: Sequence[Alert]) -> list[list[Alert]]:
+    """Alerts of the same event together (one row per event), highest severity first."""
+    groups: dict[tuple[str | None, ...], list[Alert]] = {}
+    for alert in alerts:
+        key = (alert.event_id, alert.event_time, alert.action, alert.source_file)
+        groups.setdefault(key, []).append(alert)
+    ordered = [sorted(group, key=lambda a: (-a.severity, a.rule_id)) for group in groups.values()]
+    ordered.sort(key=lambda group: (-group[0].severity, group[0].event_time or ""))
+    return ordered
+
+
+def alert_table(alerts: Sequence[Alert], limit: int = 0) -> RenderableType:
+    events = group_by_event(alerts)
+    shown = events[:limit] if limit > 0 else events
+    title = f"Alerts: {len(alerts)} on {len(events)} events"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("priority", no_wrap=True)
+    for name in ("rules", "event", "principal", "source"):
+        table.add_column(name, overflow="fold")
+    table.add_column("eventID", no_wrap=True)
+    for group in shown:
+        first = group[0]
+        source = safe(first.source_ip, 45)
+        if first.country:
+            source.append(f" ({first.country})")
+        table.add_row(
+            safe(first.event_time),
+            severity_text(first.severity),
+            Text("\n").join(safe(alert.rule_id) for alert in group),
+            safe(first.action, 60),
+            safe(first.principal, 60),
+            source,
+            safe(first.event_id),
+        )
+    if len(shown) < len(events):
+        more = f"… {len(events) - len(shown)} more events not shown (--limit 0 shows all)"
+        return Group(table, Text(more, style="dim"))
+    return table
+
+
+def summary_lines(summary: ScanSummary, out_dir: str) -> RenderableType:
+    lines = Text()
+    lines.append(f"Files enriched: {summary.files}", style="bold")
+    lines.append(f"   records: {summary.records:,}   flagged: {summary.flagged:,}\n")
+    counts = ", ".join(
+        f"{summary.by_severity[s]} {s.label}" for s in reversed(Severity) if summary.by_severity[s]
+    )
+    lines.append(f"Rule matches by severity: {counts or 'none'}\n")
+    lines.append(f"Enriched copies in: {out_dir}\n")
+    for path, why in summary.skipped:
+        lines.append("Skipped ", style="yellow")
+        lines.append_text(safe(path, 300))
+        lines.append(f": {why}\n")
+    for path, reason in summary.failed:
+        lines.append("Failed ", style="bold red")
+        lines.append_text(safe(path, 300))
+        lines.append(": ")
+        lines.append_text(safe(reason, 300))
+        lines.append("\n")
+    return lines
+
+
+def rules_table(rules: Sequence[Rule]) -> RenderableType:
+    table = Table(title=f"Rules ({len(rules)})", title_justify="left")
+    for column in ("id", "severity", "title", "enabled", "file"):
+        table.add_column(column)
+    for rule in rules:
+        table.add_row(
+            Text(rule.id),
+            severity_text(rule.severity),
+            Text(rule.title),
+            "yes" if rule.enabled else "no",
+            Text(rule.source.name, style="dim"),
+        )
+    return table
+
+
+def test_report(
+    rules: Sequence[Rule], results: Sequence[CaseResult], verbose: bool = False
+) -> RenderableType:
+    out = Text()
+    by_rule: dict[str, list[CaseResult]] = {rule.id: [] for rule in rules}
+    for result in results:
+        by_rule.setdefault(result.rule.id, []).append(result)
+    for rule_id, cases in by_rule.items():
+        failed = [case for case in cases if not case.passed]
+        if not cases:
+            continue
+        mark, style = ("FAIL", "bold red") if failed else ("ok", "green")
+        if failed or verbose:
+            out.append(f"{mark:>4} ", style=style)
+            out.append(f"{rule_id} ({len(cases) - len(failed)}/{len(cases)})\n")
+        for case in failed:
+            out.append(f"     - {case.case.name}: {case.detail}\n", style="red")
+    total_failed = sum(not result.passed for result in results)
+    untested = [rule_id for rule_id, cases in by_rule.items() if not cases]
+    tested = len(by_rule) - len(untested)
+    if untested:
+        out.append(f"rules without test cases: {', '.join(untested)}\n", style="yellow")
+    out.append(
+        f"{len(results) - total_failed} cases passed, {total_failed} failed, over {tested} rules\n",
+        style="bold red" if total_failed else "bold green",
+    )
+    return out

@@ -205,12 +205,18 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
         ("id: r1\ntitle: t\nseverity: low\nmatch: {a: 1}\ntags: web\n", "tags: expected a list"),
         ("id: r1\ntitle: t\nseverity: low\nmatch: {a: {eq: 1, bad: 2}}\n", "match.a.bad: unknown"),
         ("id: r1\ntitle: t\nseverity: low\nmatch: {a: 1}\nunless: {a: {gt: x}}\n", "unless.a.gt"),
-        ("id: r1\ntitle: t\nseverity: low\nmatch: {a: 1}\ntests: [{expect: 1, record: {}}]\n",
-         "tests[0].expect: expected true or false"),
-        ("id: r1\ntitle: t\nseverity: low\nmatch: {a: 1}\ntests: [{expect: true, record: 3}]\n",
-         "tests[0].record"),
-        ("id: r1\ntitle: t\nseverity: low\nmatch: {a: 1}\ntests: [{expect: true, log: {}}]\n",
-         "tests[0].log: unknown key"),
+        (
+            "id: r1\ntitle: t\nseverity: low\nmatch: {a: 1}\ntests: [{expect: 1, record: {}}]\n",
+            "tests[0].expect: expected true or false",
+        ),
+        (
+            "id: r1\ntitle: t\nseverity: low\nmatch: {a: 1}\ntests: [{expect: true, record: 3}]\n",
+            "tests[0].record",
+        ),
+        (
+            "id: r1\ntitle: t\nseverity: low\nmatch: {a: 1}\ntests: [{expect: true, log: {}}]\n",
+            "tests[0].log: unknown key",
+        ),
         ("id: [r1]\ntitle: t\nseverity: low\nmatch: {a: 1}\n", "id: expected text"),
         ("title: t\nseverity: low\nmatch: {a: 1}\n", "rule #1: id: missing required key"),
         ("- a list\n", "expected a rule"),
@@ -276,15 +282,19 @@ def test_index_dispatch_only_evaluates_candidates(tmp_path: Path) -> None:
             "{id: by-name, title: t, severity: high, match: {eventName: CreateUser}}",
             "{id: by-names, title: t, severity: low, match: {eventName: [CreateUser, DeleteUser]}}",
             "{id: by-source, title: t, severity: low, match: {eventSource: iam.amazonaws.com}}",
-            "{id: any-names, title: t, severity: low, match: {any: [{eventName: A}, {eventName: B}]}}",
+            "{id: any-names, title: t, severity: low, match: {any: [{eventName: A}, {eventName: B}]}}",  # noqa: E501
             "{id: generic, title: t, severity: info, match: {errorCode: {exists: true}}}",
             "{id: negated, title: t, severity: info, match: {not: {eventName: CreateUser}}}",
-            "{id: disabled, title: t, severity: info, enabled: false, match: {eventName: CreateUser}}",
+            "{id: disabled, title: t, severity: info, enabled: false, match: {eventName: CreateUser}}",  # noqa: E501
         ],
     )
     ids = lambda record: [rule.id for rule in ruleset.candidates(record)]  # noqa: E731
     assert ids({"eventName": "createuser", "eventSource": "iam.amazonaws.com"}) == [
-        "by-name", "by-names", "by-source", "generic", "negated",
+        "by-name",
+        "by-names",
+        "by-source",
+        "generic",
+        "negated",
     ]
     assert ids({"eventName": "B"}) == ["any-names", "generic", "negated"]
     assert ids({}) == ["generic", "negated"]
@@ -327,35 +337,60 @@ def test_where_holds_all_conditions_on_one_element() -> None:
     # separately, Allow, * and * are all present, but never in one statement
     assert holds({f"{path}.Effect": "Allow", f"{path}.Action": "*"}, record)
     assert not holds({path: {"where": admin}}, record)
-    assert not holds({"requestParameters.policyDocument": {"any_item": {"Statement": {
-        "where": admin}}}}, record)  # JSON text is parsed for `where` too
+    assert not holds(
+        {"requestParameters.policyDocument": {"any_item": {"Statement": {"where": admin}}}}, record
+    )  # JSON text is parsed for `where` too
     granted = {"requestParameters": {"policyDocument": POLICY.replace("Deny", "Allow")}}
     assert holds({path: {"where": admin}}, granted)
+    # the path may stop at the JSON text itself
+    assert holds(
+        {"requestParameters.policyDocument": {"where": {"Statement": {"where": admin}}}}, granted
+    )
+    assert not holds(
+        {"requestParameters.policyDocument": {"where": {"Statement": {"where": admin}}}}, record
+    )
+    assert not holds(
+        {"requestParameters.policyDocument": {"where": {"x": 1}}},
+        {"requestParameters": {"policyDocument": "{broken"}},
+    )
 
 
 def test_compare_with_another_field() -> None:
-    own = {"userIdentity": {"type": "IAMUser", "userName": "bob"},
-           "requestParameters": {"userName": "bob"}}
-    other = {"userIdentity": {"type": "IAMUser", "userName": "bob"},
-             "requestParameters": {"userName": "alice"}}
+    own = {
+        "userIdentity": {"type": "IAMUser", "userName": "bob"},
+        "requestParameters": {"userName": "bob"},
+    }
+    other = {
+        "userIdentity": {"type": "IAMUser", "userName": "bob"},
+        "requestParameters": {"userName": "alice"},
+    }
     spec = {"principal": {"not_equals": {"field": "requestParameters.userName"}}}
     assert not holds(spec, own)
     assert holds(spec, other)
     arn_spec = {"userIdentity.arn": {"suffix": {"field": "requestParameters.userName"}}}
-    assert holds(arn_spec, {"userIdentity": {"arn": "arn:aws:iam::1:user/Bob"},
-                            "requestParameters": {"userName": "bob"}})
+    assert holds(
+        arn_spec,
+        {
+            "userIdentity": {"arn": "arn:aws:iam::1:user/Bob"},
+            "requestParameters": {"userName": "bob"},
+        },
+    )
     # nothing to compare with: a positive test fails, a negated one holds
     assert not holds({"principal": {"equals": {"field": "nope"}}}, own)
     assert holds(spec, {"userIdentity": {"type": "IAMUser", "userName": "bob"}})
 
 
 def test_yaml_keeps_cloudtrail_text_as_text(tmp_path: Path) -> None:
-    path = write(tmp_path, "r.yaml", (
-        "id: off\ntitle: t\nseverity: low\n"
-        "match: {additionalEventData.MFAUsed: No, geo.country: {in: [NO, SE]}}\n"
-        "tests:\n  - {expect: true, geo_country: 'NO', record: "
-        "{additionalEventData: {MFAUsed: 'No'}, eventTime: 2026-01-01T00:00:00Z}}\n"
-    ))
+    path = write(
+        tmp_path,
+        "r.yaml",
+        (
+            "id: off\ntitle: t\nseverity: low\n"
+            "match: {additionalEventData.MFAUsed: No, geo.country: {in: [NO, SE]}}\n"
+            "tests:\n  - {expect: true, geo_country: 'NO', record: "
+            "{additionalEventData: {MFAUsed: 'No'}, eventTime: 2026-01-01T00:00:00Z}}\n"
+        ),
+    )
     (rule,) = load_rules([path], VARIABLES)
     assert rule.id == "off"
     assert rule.tests[0].record["eventTime"] == "2026-01-01T00:00:00Z"
@@ -368,8 +403,9 @@ def test_exists_treats_empty_text_as_absent() -> None:
 
 
 def test_uppercase_dollar_text_is_literal() -> None:
-    assert holds({"requestParameters.qualifier": "$LATEST"},
-                 {"requestParameters": {"qualifier": "$LATEST"}})
+    assert holds(
+        {"requestParameters.qualifier": "$LATEST"}, {"requestParameters": {"qualifier": "$LATEST"}}
+    )
 
 
 @pytest.mark.parametrize(

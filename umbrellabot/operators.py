@@ -211,9 +211,10 @@ def build_cidr(operand: Any, case_sensitive: bool) -> ValuesTest:
 
 
 def build_where(operand: Any, case_sensitive: bool) -> ValuesTest:
-    """`operand` is the compiled nested expression (a predicate on one element)."""
+    """`operand` is the compiled nested expression (a predicate on one element, which itself
+    turns JSON text into objects and ignores what is no object)."""
     holds: Callable[[Any], bool] = operand
-    return _any(lambda value: isinstance(value, dict) and holds(value))
+    return _any(holds)
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,9 @@ def test_env_file_and_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     assert load_settings().slack_channel == "C2"
 
 
-def test_errors_name_the_variable_and_its_source(monkeypatch: pytest.MonkeyPatch,
-                                                 tmp_path: Path) -> None:
+def test_errors_name_the_variable_and_its_source(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("ALLOWED_COUNTRIES", "USA")
     with pytest.raises(SettingsError, match=r"ALLOWED_COUNTRIES from the environment.*'USA'"):
         load_settings()
@@ -96,7 +97,11 @@ def test_bad_setting_exits_2_with_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "ALLOWED_COUNTRIES": "Germany"}
     done = subprocess.run(
         [sys.executable, "-m", "umbrellabot", "rules", "list"],
-        env=env, capture_output=True, text=True, cwd=tmp_path, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
     )
     assert done.returncode == 2
     assert done.stdout == ""

@@ -14,13 +14,23 @@ from umbrellabot.records import Event, account_of, get_str, principal_of, values
     [
         ({"type": "Root", "arn": "arn:aws:iam::111122223333:root"}, "root"),
         ({"type": "IAMUser", "userName": "alice", "arn": "arn:aws:iam::1:user/alice"}, "alice"),
-        ({"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/Deploy/i-0abc"},
-         "Deploy/i-0abc"),
-        ({"type": "AssumedRole", "principalId": "AROA:bob",
-          "sessionContext": {"sessionIssuer": {"userName": "Dev"}}}, "Dev"),
+        (
+            {"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/Deploy/i-0abc"},
+            "Deploy/i-0abc",
+        ),
+        (
+            {
+                "type": "AssumedRole",
+                "principalId": "AROA:bob",
+                "sessionContext": {"sessionIssuer": {"userName": "Dev"}},
+            },
+            "Dev",
+        ),
         ({"type": "FederatedUser", "arn": "arn:aws:sts::1:federated-user/carol"}, "carol"),
-        ({"type": "AWSService", "invokedBy": "cloudtrail.amazonaws.com"},
-         "cloudtrail.amazonaws.com"),
+        (
+            {"type": "AWSService", "invokedBy": "cloudtrail.amazonaws.com"},
+            "cloudtrail.amazonaws.com",
+        ),
         ({"type": "AWSAccount", "accountId": "444455556666"}, "account 444455556666"),
         ({"type": "IdentityCenterUser", "principalId": "idc-123"}, "idc-123"),
         ({"type": "Unknown", "arn": "arn:aws:iam::1:user/x"}, "user/x"),

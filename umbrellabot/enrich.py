@@ -38,8 +38,9 @@ def enrich_record(
     """Add the x-fields to `record` (in place) and return the event and the rules it matched."""
     source = record.get("sourceIPAddress")
     event = Event(record, country_of(source) if isinstance(source, str) else None)
-    for name in ENRICHMENT_FIELDS:  # a record enriched before is enriched afresh
-        record.pop(name, None)
+    if "xrules" in record or "xpriority" in record or "xcountry_code" in record:
+        for name in ENRICHMENT_FIELDS:  # a record enriched before is enriched afresh
+            record.pop(name, None)
     matched = rules.match(event)
     if matched:
         record["xpriority"] = max(rule.severity for rule in matched).name

@@ -121,7 +121,21 @@ def compile_getter(path: str) -> ValuesGetter:
     if len(segments) == 1 and segments[0] != _WILDCARD:
         key = segments[0]
         return lambda event: _single(event.record.get(key))
-    return lambda event: values_at(event, segments)
+    if _WILDCARD in segments:
+        return lambda event: values_at(event, segments)
+
+    def nested(event: Event) -> list[Any]:
+        # Plain objects all the way down is the common case; lists and JSON text take the walk.
+        value: Any = event.record
+        for segment in segments:
+            if value.__class__ is not dict:
+                return values_at(event, segments)
+            value = value.get(segment)
+            if value is None:
+                return []
+        return _single(value)
+
+    return nested
 
 
 def get_str(record: Record, *segments: str) -> str | None:

@@ -7,20 +7,27 @@ Exit codes: 0 success; 1 the work ran but something in it failed (a file, a rule
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from umbrellabot import __version__, render
 from umbrellabot.components import build_geo, load_rule_list, load_rule_set
-from umbrellabot.config import SettingsError, load_settings
+from umbrellabot.config import Settings, SettingsError, load_settings
+from umbrellabot.delivery import ConsoleNotifier, Notifier
 from umbrellabot.errors import UsageError
 from umbrellabot.rules import RuleError, Severity
 from umbrellabot.ruletest import run_rule_tests
+
+if TYPE_CHECKING:
+    from umbrellabot.ingest import CycleReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PROGRESS_MIN_FILES = 20  # below this a bar only flickers
@@ -64,6 +71,72 @@ def cmd_scan(args: argparse.Namespace) -> int:
     else:
         stdout.print(f"No alerts at or above {min_severity.label}.")
     return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+EXIT_CANNOT_RUN = 3  # S3 refused or cannot serve the bucket: nothing was processed
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _run_cycle(
+    settings: Settings, work: Callable[[Notifier], Coroutine[Any, Any, tuple[CycleReport, int]]]
+) -> int:
+    """Run one cycle coroutine; S3 and layout problems become one line and an exit code."""
+    from umbrellabot.layout import LayoutError
+    from umbrellabot.s3 import S3AccessError
+
+    notifier = ConsoleNotifier(stdout)
+    try:
+        report, _ = asyncio.run(work(notifier))
+    except LayoutError as err:
+        raise SettingsError(f"invalid setting CLOUDTRAIL_INITIAL_PREFIX: {err}") from None
+    except S3AccessError as err:
+        _error(str(err))
+        return EXIT_CANNOT_RUN
+    stdout.print(
+        render.cycle_summary(report, settings.cloudtrail_bucket_name or ""), soft_wrap=True
+    )
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from umbrellabot import daemon
+
+    if not args.once:
+        raise UsageError("run: only --once is available in this version (one cycle, then exit)")
+    settings = load_settings()
+    return _run_cycle(settings, lambda notifier: daemon.run_once(settings, notifier))
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    from umbrellabot import daemon
+    from umbrellabot.layout import days_between
+
+    settings = load_settings()
+    until = args.until or datetime.now(UTC).date()
+    try:
+        days = days_between(args.since, until)
+    except ValueError as err:
+        raise UsageError(f"backfill: {err}") from None
+    columns = (TextColumn("backfill"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    show_bar = not args.no_progress and stderr.is_terminal
+    with Progress(*columns, console=stderr, transient=True, disable=not show_bar) as progress:
+        task = progress.add_task("files", total=None)
+        return _run_cycle(
+            settings,
+            lambda notifier: daemon.backfill(
+                settings,
+                days,
+                notifier,
+                on_planned=lambda total: progress.update(task, total=total),
+                on_file_done=lambda: progress.advance(task),
+            ),
+        )
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
@@ -136,6 +209,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan_cmd.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     scan_cmd.set_defaults(handler=cmd_scan)
+
+    run_cmd = commands.add_parser(
+        "run",
+        help="ingest new CloudTrail files from S3 (--once: one cycle, then exit)",
+        description="Enrich new CloudTrail log files of CLOUDTRAIL_BUCKET_NAME. Exit 0 when the"
+        " cycle completed (files that failed are reported), 2 on bad settings, 3 when S3 refused"
+        " or cannot serve the bucket.",
+    )
+    run_cmd.add_argument("--once", action="store_true", help="run one ingest cycle and exit")
+    run_cmd.set_defaults(handler=cmd_run)
+
+    backfill_cmd = commands.add_parser(
+        "backfill",
+        help="process a historical date range of CloudTrail files from S3",
+        description="Process the day folders from --since to --until (UTC, default today)"
+        " through the same path as `run`; files done before are skipped, so it is safe to"
+        " interrupt and run again.",
+    )
+    backfill_cmd.add_argument("--since", type=_date, required=True, metavar="YYYY-MM-DD")
+    backfill_cmd.add_argument("--until", type=_date, metavar="YYYY-MM-DD")
+    backfill_cmd.add_argument(
+        "--no-progress", action="store_true", help="never draw a progress bar"
+    )
+    backfill_cmd.set_defaults(handler=cmd_backfill)
 
     rules_cmd = commands.add_parser("rules", help="check, test and list rules")
     rule_actions = rules_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -76,6 +76,31 @@ class Settings(BaseSettings):
     )
     ipstack_timeout_s: float = Field(5.0, gt=0, description="Timeout of one ipstack call.")
     state_dir: Path = Field(Path("state"), description="Folder for durable state.")
+    aws_region: str | None = Field(
+        None, description="AWS region of the bucket; unset: the standard AWS configuration."
+    )
+    lookback_days: int = Field(
+        2, ge=1, le=31, description="Day folders listed each cycle: 2 is yesterday and today (UTC)."
+    )
+    s3_concurrency: int = Field(8, ge=1, le=64, description="Files downloaded/uploaded at once.")
+    s3_max_attempts: int = Field(
+        8, ge=1, le=20, description="Attempts per S3 request (botocore adaptive retries)."
+    )
+    enrich_workers: int = Field(
+        -1,
+        ge=-1,
+        le=64,
+        description="Enrichment processes; -1: one per core (at most 4); 0: one thread.",
+    )
+    max_file_attempts: int = Field(
+        5, ge=1, description="Attempts at a corrupt file before it is left alone and reported."
+    )
+    retry_base_delay_s: float = Field(
+        300.0, ge=0, description="Delay before retrying a failed file; doubles each attempt."
+    )
+    index_retention_days: int = Field(
+        90, ge=1, description="Days the eventID index keeps an event (older: the query engine)."
+    )
 
     @field_validator("rules_path", mode="before")
     @classmethod

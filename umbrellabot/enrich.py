@@ -30,6 +30,8 @@ class FileResult:
     by_severity: Counter[Severity] = field(default_factory=Counter)  # rule matches, all of them
     alerts: list[Alert] = field(default_factory=list)  # at or above the alert threshold
     bytes_out: int = 0
+    # (eventID, eventTime, xpriority) of every record with an eventID, when asked for
+    events: list[tuple[str, str | None, str | None]] = field(default_factory=list)
 
 
 def enrich_record(
@@ -59,6 +61,7 @@ def enrich_stream(
     alert_min_severity: Severity = Severity.HIGH,
     source_name: str | None = None,
     compresslevel: int | None = None,
+    index_events: bool = False,
 ) -> FileResult:
     """Read a CloudTrail log file from `source`, write its enriched JSON lines (gzip) to `sink`.
 
@@ -74,6 +77,15 @@ def enrich_stream(
             event, matched = enrich_record(record, rules, country_of)
             writer.write(record)
             result.records += 1
+            if index_events and isinstance(event_id := record.get("eventID"), str):
+                event_time = record.get("eventTime")
+                result.events.append(
+                    (
+                        event_id,
+                        event_time if isinstance(event_time, str) else None,
+                        record.get("xpriority"),
+                    )
+                )
             if not matched:
                 continue
             result.flagged += 1

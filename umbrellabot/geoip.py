@@ -90,6 +90,10 @@ class IpstackGeo:
             self.stats.fallbacks += 1
         return self._fallback.country(address)
 
+    def answers(self, addresses: Iterable[str]) -> dict[str, str | None]:
+        """What ipstack said about these addresses (for workers in other processes)."""
+        return {a: self._known[a] for a in addresses if a in self._known}
+
     async def prefetch(self, addresses: Iterable[str]) -> None:
         """Ask ipstack about every public address not asked before, within the cap."""
         wanted = sorted({a for a in addresses if a not in self._known and is_public_ip(a)})

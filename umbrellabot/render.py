@@ -21,6 +21,7 @@ from umbrellabot.rules import Rule, Severity
 from umbrellabot.ruletest import CaseResult
 
 if TYPE_CHECKING:
+    from umbrellabot.ingest import CycleReport
     from umbrellabot.scan import ScanSummary
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -152,3 +153,39 @@ def test_report(
         style="bold red" if total_failed else "bold green",
     )
     return out
+
+
+def cycle_summary(report: CycleReport, bucket: str) -> RenderableType:
+    lines = Text()
+    lines.append(f"Cycle over s3://{bucket}: ", style="bold")
+    lines.append(
+        f"{report.regions} region folders, {report.listed} log files listed, "
+        f"{report.files} processed, {report.records:,} records, {report.new_alerts} new alerts "
+        f"in {report.duration_s:.1f}s\n"
+    )
+    counts = ", ".join(
+        f"{report.by_severity[s]} {s.label}" for s in reversed(Severity) if report.by_severity[s]
+    )
+    lines.append(f"Rule matches by severity: {counts or 'none'}\n")
+    requests = ", ".join(f"{count} {name}" for name, count in sorted(report.requests.items()))
+    lines.append(f"S3 requests: {requests or 'none'}\n", style="dim")
+    for account in report.insight_accounts:
+        lines.append(
+            f"Skipped CloudTrail-Insight files of account {account} (not handled yet)\n",
+            style="yellow",
+        )
+    if report.waiting:
+        lines.append(f"{report.waiting} failed files wait for their next retry\n", style="yellow")
+    for key, reason in report.failed:
+        lines.append("Failed ", style="bold red")
+        lines.append_text(safe(key, 300))
+        lines.append(": ")
+        lines.append_text(safe(reason, 300))
+        lines.append(" (will retry)\n")
+    for key, reason in report.abandoned:
+        lines.append("Gave up on ", style="bold red")
+        lines.append_text(safe(key, 300))
+        lines.append(": ")
+        lines.append_text(safe(reason, 300))
+        lines.append("\n")
+    return lines

@@ -1,0 +1,174 @@
+"""The S3 adapter (aioboto3): listing with delimiters and pagination, download to a file, upload.
+
+Transient trouble (5xx, SlowDown, resets, timeouts) is retried by botocore's own retry modes.
+What no retry can fix (access denied, no such bucket, no credentials) becomes `S3AccessError`,
+one sentence naming the bucket, the prefix and the action that was refused.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aioboto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+# Error codes no retry fixes: the cycle stops with one clear message instead of failing per file.
+FATAL_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AllAccessDisabled",
+        "NoSuchBucket",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "AccountProblem",
+    }
+)
+_ACTIONS = {
+    "list_objects_v2": "s3:ListBucket",
+    "get_object": "s3:GetObject",
+    "put_object": "s3:PutObject",
+    "head_bucket": "s3:ListBucket",
+}
+DOWNLOAD_CHUNK = 1 << 20
+
+
+class S3AccessError(Exception):
+    """S3 refused or cannot serve this bucket at all; str() is one sentence for the user."""
+
+
+class S3TransientError(Exception):
+    """One request failed after botocore's retries; the file is tried again next cycle."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    etag: str | None
+    size: int
+
+
+def _describe(err: Exception, action: str, bucket: str, where: str) -> Exception:
+    if isinstance(err, NoCredentialsError):
+        return S3AccessError(
+            "no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,"
+            " or run with an instance or task role)"
+        )
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", "")).rstrip(".")
+        if code == "NoSuchBucket":
+            return S3AccessError(f"bucket {bucket!r} does not exist (CLOUDTRAIL_BUCKET_NAME)")
+        if code in FATAL_CODES:
+            return S3AccessError(
+                f"S3 refused {action} on bucket {bucket!r}, {where}: {code}"
+                f"{': ' + message if message else ''}. Check the credentials and the IAM policy"
+                " (config/iam-policy.json)"
+            )
+        return S3TransientError(f"{action} {where}: {code}{': ' + message if message else ''}")
+    return S3TransientError(f"{action} {where}: {type(err).__name__}: {err}")
+
+
+class S3Bucket:
+    """One bucket through one aioboto3 client; counts requests per operation."""
+
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self.bucket = bucket
+        self.requests: Counter[str] = Counter()
+        client.meta.events.register("before-send.s3", self._count)
+
+    def _count(self, event_name: str = "", **_: Any) -> None:
+        self.requests[event_name.rsplit(".", 1)[-1]] += 1
+
+    async def _call(self, operation: str, where: str, **params: Any) -> Any:
+        try:
+            return await getattr(self._client, operation)(Bucket=self.bucket, **params)
+        except (ClientError, BotoCoreError) as err:
+            raise _describe(err, _ACTIONS.get(operation, operation), self.bucket, where) from err
+
+    async def list_folders(self, prefix: str) -> list[str]:
+        """The sub-folders (common prefixes) directly under `prefix`."""
+        folders: list[str] = []
+        token: str | None = None
+        while True:
+            extra = {"ContinuationToken": token} if token else {}
+            page = await self._call(
+                "list_objects_v2", f"prefix {prefix!r}", Prefix=prefix, Delimiter="/", **extra
+            )
+            folders.extend(item["Prefix"] for item in page.get("CommonPrefixes", []))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return folders
+
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]:
+        """Every object under `prefix`, across pages of 1,000."""
+        found: list[ObjectInfo] = []
+        token: str | None = None
+        while True:
+            extra = {"ContinuationToken": token} if token else {}
+            page = await self._call("list_objects_v2", f"prefix {prefix!r}", Prefix=prefix, **extra)
+            found.extend(
+                ObjectInfo(
+                    item["Key"],
+                    str(item.get("ETag", "")).strip('"') or None,
+                    int(item.get("Size", 0)),
+                )
+                for item in page.get("Contents", [])
+            )
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return found
+
+    async def download(self, key: str, target: Path) -> str | None:
+        """Stream one object into `target`; returns its ETag."""
+        response = await self._call("get_object", f"key {key!r}", Key=key)
+        body = response["Body"]
+        try:
+            with target.open("wb") as sink:
+                while chunk := await body.read(DOWNLOAD_CHUNK):
+                    sink.write(chunk)
+        except (TimeoutError, ClientError, BotoCoreError, OSError) as err:
+            reason = f"s3:GetObject key {key!r}: {type(err).__name__}: {err}"
+            raise S3TransientError(reason) from err
+        finally:
+            body.close()
+        return str(response.get("ETag", "")).strip('"') or None
+
+    async def upload(self, source: Path, key: str) -> None:
+        """One PutObject: the object appears whole or not at all."""
+        await self._call(
+            "put_object",
+            f"key {key!r}",
+            Key=key,
+            Body=source.read_bytes(),
+            ContentType="application/x-ndjson",
+        )
+
+
+def client_config(concurrency: int, max_attempts: int) -> Config:
+    return Config(
+        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        max_pool_connections=max(10, concurrency * 2),
+        connect_timeout=10,
+        read_timeout=60,
+    )
+
+
+@asynccontextmanager
+async def open_bucket(
+    bucket: str, *, region: str | None, concurrency: int, max_attempts: int
+) -> AsyncIterator[S3Bucket]:
+    """An S3Bucket; AWS_ENDPOINT_URL and the standard credential chain apply (botocore)."""
+    session = aioboto3.Session()
+    config = client_config(concurrency, max_attempts)
+    async with session.client("s3", region_name=region, config=config) as client:
+        yield S3Bucket(client, bucket)

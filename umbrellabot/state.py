@@ -1,0 +1,307 @@
+"""Durable state in STATE_DIR: one SQLite database in WAL mode.
+
+- `files`: every log file seen (done, failed with the next retry time, or abandoned);
+- `events`: eventID -> processed key, eventTime, priority (what the bot looks up first);
+- `outbox`: alerts waiting for delivery, unique per (eventID, rule) so nothing is told twice;
+- `cycles`: one row per ingest cycle, for status and metrics.
+
+A file's outcome, its events and its alerts are committed in one transaction, after its enriched
+copy was uploaded: a crash before the commit means the file is processed again (same output key,
+same content) and its alerts are inserted then, once.
+
+SQLite, because it is embedded, transactional and durable against a killed process with WAL and
+synchronous=NORMAL, and needs nothing to run. Calls are quick; the ingest cycle runs them on one
+dedicated thread so the event loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from umbrellabot.alerts import Alert
+from umbrellabot.rules import Severity
+
+SCHEMA_VERSION = 1
+DATABASE_NAME = "umbrellabot.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    key TEXT PRIMARY KEY,
+    etag TEXT,
+    status TEXT NOT NULL CHECK (status IN ('done', 'failed', 'abandoned')),
+    records INTEGER NOT NULL DEFAULT 0,
+    alerts INTEGER NOT NULL DEFAULT 0,
+    output_key TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    next_retry_at REAL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    event_time TEXT,
+    priority TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_time ON events (event_time);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY,
+    dedup_key TEXT NOT NULL UNIQUE,
+    rule_id TEXT NOT NULL,
+    event_id TEXT,
+    severity INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    delivered_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (delivered_at, next_attempt_at);
+CREATE TABLE IF NOT EXISTS cycles (
+    id INTEGER PRIMARY KEY,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    files INTEGER NOT NULL DEFAULT 0,
+    records INTEGER NOT NULL DEFAULT 0,
+    alerts INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    backlog INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+"""
+
+
+@dataclass(frozen=True)
+class FileState:
+    key: str
+    etag: str | None
+    status: str
+    attempts: int
+    reason: str | None
+    next_retry_at: float | None
+
+
+@dataclass(frozen=True)
+class IndexedEvent:
+    event_id: str
+    key: str
+    event_time: str | None
+    priority: str | None
+
+
+@dataclass(frozen=True)
+class PendingAlert:
+    id: int
+    alert: Alert
+    attempts: int
+
+
+class StateStore:
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / DATABASE_NAME
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+        self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # files
+
+    def file_states(self, prefixes: Sequence[str]) -> dict[str, FileState]:
+        """What is known of every file under the given prefixes (one range query each)."""
+        known: dict[str, FileState] = {}
+        for prefix in prefixes:
+            rows = self._db.execute(
+                "SELECT key, etag, status, attempts, reason, next_retry_at FROM files"
+                " WHERE key >= ? AND key < ?",
+                (prefix, prefix + "\uffff"),
+            )
+            known.update((row[0], FileState(*row)) for row in rows)
+        return known
+
+    def record_done(
+        self,
+        key: str,
+        etag: str | None,
+        output: str,
+        records: int,
+        events: Iterable[tuple[str, str | None, str | None]],
+        alerts: Sequence[Alert],
+    ) -> int:
+        """Commit one processed file with its event index and alerts; returns new alerts."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO files (key, etag, status, records, alerts, output_key, attempts,"
+                " reason, next_retry_at, updated_at) VALUES (?, ?, 'done', ?, ?, ?, 0, NULL,"
+                " NULL, ?) ON CONFLICT (key) DO UPDATE SET etag=excluded.etag, status='done',"
+                " records=excluded.records, alerts=excluded.alerts, output_key=excluded.output_key,"
+                " reason=NULL, next_retry_at=NULL, updated_at=excluded.updated_at",
+                (key, etag, records, len(alerts), output, now),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO events (event_id, key, event_time, priority)"
+                " VALUES (?, ?, ?, ?)",
+                (
+                    (event_id, output, event_time, priority)
+                    for event_id, event_time, priority in events
+                ),
+            )
+            inserted = db.executemany(
+                "INSERT OR IGNORE INTO outbox (dedup_key, rule_id, event_id, severity, payload,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        dedup_key(alert),
+                        alert.rule_id,
+                        alert.event_id,
+                        int(alert.severity),
+                        orjson.dumps(alert.as_dict()).decode(),
+                        now,
+                    )
+                    for alert in alerts
+                ),
+            )
+            return max(inserted.rowcount, 0)
+
+    def record_failure(
+        self,
+        key: str,
+        etag: str | None,
+        reason: str,
+        *,
+        counts: bool,
+        max_attempts: int,
+        retry_base_s: float,
+    ) -> FileState:
+        """A failed attempt. Poison failures count towards `max_attempts`, then the file is
+        abandoned; transient ones (S3 trouble) are retried next cycle without counting."""
+        now = time.time()
+        row = self._db.execute("SELECT attempts FROM files WHERE key = ?", (key,)).fetchone()
+        attempts = (row[0] if row else 0) + (1 if counts else 0)
+        abandoned = counts and attempts >= max_attempts
+        delay = retry_base_s * 2 ** max(attempts - 1, 0) if counts else 0.0
+        status = "abandoned" if abandoned else "failed"
+        next_retry = None if abandoned else now + delay
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO files (key, etag, status, attempts, reason, next_retry_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                " etag=excluded.etag, status=excluded.status, attempts=excluded.attempts,"
+                " reason=excluded.reason, next_retry_at=excluded.next_retry_at,"
+                " updated_at=excluded.updated_at",
+                (key, etag, status, attempts, reason, next_retry, now),
+            )
+        return FileState(key, etag, status, attempts, reason, next_retry)
+
+    def abandoned_files(self) -> list[FileState]:
+        rows = self._db.execute(
+            "SELECT key, etag, status, attempts, reason, next_retry_at FROM files"
+            " WHERE status = 'abandoned' ORDER BY key"
+        )
+        return [FileState(*row) for row in rows]
+
+    # events
+
+    def find_event(self, event_id: str) -> IndexedEvent | None:
+        row = self._db.execute(
+            "SELECT event_id, key, event_time, priority FROM events WHERE event_id = ?",
+            (event_id,),
+        ).fetchone()
+        return IndexedEvent(*row) if row else None
+
+    def prune_events(self, older_than: str) -> int:
+        """Forget index entries whose eventTime is before `older_than` (ISO text)."""
+        with self._transaction() as db:
+            return db.execute("DELETE FROM events WHERE event_time < ?", (older_than,)).rowcount
+
+    # outbox
+
+    def pending_alerts(self, limit: int = 1000, now: float | None = None) -> list[PendingAlert]:
+        rows = self._db.execute(
+            "SELECT id, payload, attempts FROM outbox WHERE delivered_at IS NULL"
+            " AND next_attempt_at <= ? ORDER BY severity DESC, id LIMIT ?",
+            (time.time() if now is None else now, limit),
+        )
+        return [PendingAlert(row[0], alert_from_json(row[1]), row[2]) for row in rows]
+
+    def mark_delivered(self, alert_ids: Sequence[int]) -> None:
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET delivered_at = ? WHERE id = ?", ((now, i) for i in alert_ids)
+            )
+
+    def mark_delivery_failed(self, alert_id: int, error: str, retry_at: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+                " WHERE id = ?",
+                (error, retry_at, alert_id),
+            )
+
+    def outbox_depth(self) -> int:
+        row = self._db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
+        return int(row.fetchone()[0])
+
+    # cycles
+
+    def start_cycle(self) -> int:
+        with self._transaction() as db:
+            cursor = db.execute("INSERT INTO cycles (started_at) VALUES (?)", (time.time(),))
+            return int(cursor.lastrowid or 0)
+
+    def finish_cycle(self, cycle_id: int, **counts: Any) -> None:
+        columns = ("files", "records", "alerts", "failures", "backlog", "error")
+        values = [counts.get(name, 0 if name != "error" else None) for name in columns]
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE cycles SET finished_at = ?, files = ?, records = ?, alerts = ?,"
+                " failures = ?, backlog = ?, error = ? WHERE id = ?",
+                (time.time(), *values, cycle_id),
+            )
+
+    def last_cycle(self) -> dict[str, Any] | None:
+        cursor = self._db.execute("SELECT * FROM cycles ORDER BY id DESC LIMIT 1")
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([column[0] for column in cursor.description], row, strict=True))
+
+
+def dedup_key(alert: Alert) -> str:
+    """(eventID, rule): CloudTrail may deliver one event twice; it is alerted on once."""
+    event = alert.event_id or "|".join(
+        str(part) for part in (alert.event_time, alert.action, alert.principal, alert.source_ip)
+    )
+    return f"{event}\x1f{alert.rule_id}"
+
+
+def alert_from_json(payload: str) -> Alert:
+    data = orjson.loads(payload)
+    data["severity"] = Severity[data["severity"]]
+    return Alert(**data)

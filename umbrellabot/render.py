@@ -89,6 +89,17 @@ def alert_table(alerts: Sequence[Alert], limit: int = 0) -> RenderableType:
     return table
 
 
+def _problem(
+    lines: Text, label: str, style: str, where: str, reason: str, suffix: str = ""
+) -> None:
+    """`<label> <file>: <reason>`, file and reason shown inert (they may come from a log)."""
+    lines.append(f"{label} ", style=style)
+    lines.append_text(safe(where, 300))
+    lines.append(": ")
+    lines.append_text(safe(reason, 300))
+    lines.append(f"{suffix}\n")
+
+
 def summary_lines(summary: ScanSummary, out_dir: str) -> RenderableType:
     lines = Text()
     lines.append(f"Files enriched: {summary.files}", style="bold")
@@ -99,15 +110,9 @@ def summary_lines(summary: ScanSummary, out_dir: str) -> RenderableType:
     lines.append(f"Rule matches by severity: {counts or 'none'}\n")
     lines.append(f"Enriched copies in: {out_dir}\n")
     for path, why in summary.skipped:
-        lines.append("Skipped ", style="yellow")
-        lines.append_text(safe(path, 300))
-        lines.append(f": {why}\n")
+        _problem(lines, "Skipped", "yellow", path, why)
     for path, reason in summary.failed:
-        lines.append("Failed ", style="bold red")
-        lines.append_text(safe(path, 300))
-        lines.append(": ")
-        lines.append_text(safe(reason, 300))
-        lines.append("\n")
+        _problem(lines, "Failed", "bold red", path, reason)
     return lines
 
 
@@ -177,15 +182,7 @@ def cycle_summary(report: CycleReport, bucket: str) -> RenderableType:
     if report.waiting:
         lines.append(f"{report.waiting} failed files wait for their next retry\n", style="yellow")
     for key, reason in report.failed:
-        lines.append("Failed ", style="bold red")
-        lines.append_text(safe(key, 300))
-        lines.append(": ")
-        lines.append_text(safe(reason, 300))
-        lines.append(" (will retry)\n")
+        _problem(lines, "Failed", "bold red", key, reason, " (will retry)")
     for key, reason in report.abandoned:
-        lines.append("Gave up on ", style="bold red")
-        lines.append_text(safe(key, 300))
-        lines.append(": ")
-        lines.append_text(safe(reason, 300))
-        lines.append("\n")
+        _problem(lines, "Gave up on", "bold red", key, reason)
     return lines

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -98,11 +98,36 @@ class Settings(BaseSettings):
     retry_base_delay_s: float = Field(
         300.0, ge=0, description="Delay before retrying a failed file; doubles each attempt."
     )
+    query_engine: Literal["auto", "athena", "duckdb"] = Field(
+        "auto", description="Query engine; auto: Athena with a bucket, else DuckDB."
+    )
+    athena_database: str = Field("default", description="Athena (Glue) database of the table.")
+    athena_table: str = Field("cloudtrail_enriched", description="Athena table name.")
+    athena_workgroup: str = Field("primary", description="Athena workgroup for queries.")
+    athena_timeout_s: float = Field(
+        300.0, gt=0, description="Longest an Athena query may run before it is stopped."
+    )
+    athena_setup_on_start: bool = Field(
+        False, description="Create the Athena table (IF NOT EXISTS) when the daemon starts."
+    )
+    enriched_local_path: Path = Field(
+        Path("enriched"), description="Local folder of enriched files (the DuckDB engine's data)."
+    )
+    event_lookup_days: int = Field(
+        90, ge=1, le=3660, description="Days searched for an eventID the index does not know."
+    )
+    detections_path: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="SQL detection files or folders, comma-separated; empty: the packaged set.",
+    )
+    detections_enabled: bool = Field(
+        True, description="Run the scheduled SQL detections after each ingest cycle."
+    )
     index_retention_days: int = Field(
         90, ge=1, description="Days the eventID index keeps an event (older: the query engine)."
     )
 
-    @field_validator("rules_path", mode="before")
+    @field_validator("rules_path", "detections_path", mode="before")
     @classmethod
     def _split_paths(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -129,6 +154,18 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_severity(cls, value: Any) -> Any:
         return Severity.parse(value) if isinstance(value, str) else value
+
+    @field_validator("athena_database", "athena_table", "athena_workgroup")
+    @classmethod
+    def _check_identifier(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", value):
+            raise ValueError("expected letters, digits, '_' or '-' only")
+        return value
+
+    def uses_athena(self) -> bool:
+        if self.query_engine == "auto":
+            return bool(self.cloudtrail_bucket_name)
+        return self.query_engine == "athena"
 
     def rule_variables(self) -> dict[str, Any]:
         """The values rules may name as `$variable`."""

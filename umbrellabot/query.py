@@ -140,7 +140,7 @@ def valid_event_id(text: str) -> str:
             f"{text[:80]!r} is not a CloudTrail eventID (a UUID such as "
             "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0)"
         )
-    return candidate.lower()
+    return candidate
 
 
 def valid_principal(text: str) -> str:

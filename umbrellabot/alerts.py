@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import quote
 
 from umbrellabot.records import Event, get_str
 from umbrellabot.rules import Rule, Severity
@@ -60,7 +61,22 @@ class Alert:
         service = (self.event_source or "?").removesuffix(".amazonaws.com")
         return f"{service}:{self.event_name or '?'}"
 
+    @property
+    def console_link(self) -> str | None:
+        return console_url(self.event_id, self.region)
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["severity"] = self.severity.name
         return data
+
+
+def console_url(event_id: str | None, region: str | None) -> str | None:
+    """The event in CloudTrail's event history (management events of the last 90 days)."""
+    if not event_id or not region:
+        return None
+    quoted_id, quoted_region = quote(event_id, safe=""), quote(region, safe="")
+    return (
+        f"https://{quoted_region}.console.aws.amazon.com/cloudtrailv2/home"
+        f"?region={quoted_region}#/events/{quoted_id}"
+    )

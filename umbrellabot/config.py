@@ -56,6 +56,33 @@ class Settings(BaseSettings):
         "athena-results/", description="Prefix for Athena query results in the bucket."
     )
     slack_channel: str | None = Field(None, description="Channel ID or name for alerts.")
+    slack_bot_token: SecretStr | None = Field(
+        None, description="Bot token (xoxb-...); with SLACK_APP_TOKEN: Slack alerts and the bot."
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, description="App-level token (xapp-...) for Socket Mode."
+    )
+    slack_api_url: str | None = Field(
+        None, description="Slack Web API base URL override (proxies, tests)."
+    )
+    allowed_channels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Channel IDs the bot answers in; empty: any."
+    )
+    allowed_users: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="User IDs the bot answers; empty: anyone."
+    )
+    slack_rollup_threshold: int = Field(
+        5, ge=1, description="More alerts than this of one rule and principal are rolled up."
+    )
+    slack_rollup_window_minutes: int = Field(
+        10, ge=1, description="The window, in minutes, in which alerts are rolled up."
+    )
+    slack_post_interval_s: float = Field(
+        1.0, ge=0, description="Least time between two posts to one channel."
+    )
+    slack_cycle_summary: bool = Field(
+        False, description="Post a short summary after a cycle that processed files."
+    )
     rules_path: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Rule files or folders, comma-separated; empty: the packaged default pack.",
@@ -134,10 +161,27 @@ class Settings(BaseSettings):
             return [item.strip() for item in re.split(f"[,{os.pathsep}]", value) if item.strip()]
         return value
 
-    @field_validator("allowed_countries", mode="before")
+    @field_validator("allowed_countries", "allowed_channels", "allowed_users", mode="before")
     @classmethod
-    def _split_countries(cls, value: Any) -> Any:
+    def _split_lists(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _check_bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("expected a bot token starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _check_app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("expected an app-level token starting with xapp-")
+        return value
+
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None
 
     @field_validator("allowed_countries")
     @classmethod

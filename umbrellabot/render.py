@@ -19,6 +19,7 @@ from rich.text import Text
 from umbrellabot.alerts import Alert
 from umbrellabot.rules import Rule, Severity
 from umbrellabot.ruletest import CaseResult
+from umbrellabot.story import EventStory, original_record, pretty_json
 
 if TYPE_CHECKING:
     from umbrellabot.ingest import CycleReport
@@ -186,3 +187,61 @@ def cycle_summary(report: CycleReport, bucket: str) -> RenderableType:
     for key, reason in report.abandoned:
         _problem(lines, "Gave up on", "bold red", key, reason)
     return lines
+
+
+def event_story(story: EventStory, *, full_record: bool = True) -> RenderableType:
+    """`umbrellabot show`: the fields, the rules and why they matched, then the whole record."""
+    parts: list[RenderableType] = []
+    title = Text()
+    title.append_text(severity_text(story.severity) if story.severity else Text("not flagged"))
+    title.append("  ")
+    title.append_text(safe(story.action, 120))
+    title.append("  ")
+    title.append_text(safe(story.event_id))
+    parts.append(title)
+    fields = Table(box=None, show_header=False, pad_edge=False)
+    fields.add_column(style="bold")
+    fields.add_column(overflow="fold")
+    who = safe(story.principal, 200)
+    who.append(f" ({story.identity_type or 'unknown identity'}, account {story.account or '?'})")
+    where = safe(story.region)
+    where.append(" from ")
+    where.append_text(safe(story.source_ip, 100))
+    if story.country:
+        where.append(f" ({story.country})")
+    for name, value in (
+        ("when", safe(story.event_time)),
+        ("who", who),
+        ("what", safe(story.action, 200)),
+        ("outcome", safe(story.outcome, 400)),
+        ("where", where),
+        ("user agent", safe(story.user_agent, 400)),
+        ("console", safe(story.console_link, 400)),
+        ("stored in", safe(story.location, 400)),
+    ):
+        fields.add_row(name, value)
+    parts.append(fields)
+    for finding in story.findings:
+        heading = Text("\n")
+        heading.append_text(severity_text(finding.rule.severity))
+        heading.append(f" {finding.rule.id}: ", style="bold")
+        heading.append(finding.rule.title)
+        if finding.rule.author:
+            heading.append(f" (by {finding.rule.author})", style="dim")
+        if not finding.at_enrichment:
+            heading.append("  [matches now; not when it was enriched]", style="yellow")
+        parts.append(heading)
+        lines = finding.match.lines(1)
+        if finding.unless is not None:
+            lines += ["  unless (must not hold):", *finding.unless.lines(2)]
+        parts.append(Text("\n".join(lines)))
+        if finding.rule.runbook:
+            parts.append(Text(f"  runbook: {finding.rule.runbook.strip()}", style="dim"))
+    for rule_id in story.gone_rules:
+        parts.append(
+            Text(f"\n{rule_id}: flagged at enrichment; no such rule is loaded now", style="yellow")
+        )
+    if full_record:
+        parts.append(Text("\nFull record:", style="bold"))
+        parts.append(Text(_CONTROL.sub("�", pretty_json(original_record(story.record)))))
+    return Group(*parts)

@@ -1,0 +1,329 @@
+"""A fake Slack on 127.0.0.1 for tests, driven by the real slack_sdk / slack_bolt clients.
+
+Web API (`/api/<method>`): auth.test, apps.connections.open, chat.postMessage, chat.update,
+files.getUploadURLExternal, the upload URL itself and files.completeUploadExternal, plus
+conversations.info. Socket Mode (`/link`): `hello` on connect, `events_api` envelopes pushed by
+the test and the client's acks, ping/pong (aiohttp answers pings; the fake can ping too), and a
+`disconnect` message. Failure modes for tests: an outage (HTTP 503 for every Web API call),
+HTTP 429 with Retry-After for the next N calls, and an invalid token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+BOT_TOKEN = "xoxb-test-bot-token"
+APP_TOKEN = "xapp-test-app-token"
+BOT_USER = "UBOT000001"
+BOT_ID = "BBOT000001"
+TEAM = "T00000001"
+APP = "A00000001"
+
+
+@dataclass
+class Call:
+    method: str
+    data: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+    token: str | None = None
+
+
+@dataclass
+class Posted:
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]] | None
+    thread_ts: str | None
+    updates: list[dict[str, Any]] = field(default_factory=list)
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.posted: list[Posted] = []
+        self.uploads: dict[str, dict[str, Any]] = {}
+        self.acks: dict[str, dict[str, Any]] = {}
+        self.outage = False
+        self.rate_limited_calls = 0  # the next N Web API calls get HTTP 429
+        self.retry_after_s = 1
+        self.connections = 0
+        self.base_url = ""
+        self._sockets: list[web.WebSocketResponse] = []
+        self._ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._changed = asyncio.Event()
+        self._ts = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+
+    # lifecycle
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/link", self._socket)
+        app.router.add_post("/upload/{file_id}", self._upload)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        for socket in list(self._sockets):
+            await socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        """What SLACK_API_URL / slack_sdk's base_url should be."""
+        return f"{self.base_url}/api/"
+
+    # Web API
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        data = await self._payload(request)
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ") if auth else data.get("token")
+        self.calls.append(Call(method, data, token=token))
+        self._notify()
+        if self.outage:
+            return web.Response(status=503, text="Service Unavailable")
+        if self.rate_limited_calls > 0:
+            self.rate_limited_calls -= 1
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
+        expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
+        if token != expected:
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        handler = getattr(self, "_m_" + method.replace(".", "_"), None)
+        if handler is None:
+            return web.json_response({"ok": False, "error": "unknown_method"})
+        result: dict[str, Any] = handler(data)
+        return web.json_response(result)
+
+    @staticmethod
+    async def _payload(request: web.Request) -> dict[str, Any]:
+        if request.content_type == "application/json":
+            body = await request.json()
+            return dict(body) if isinstance(body, dict) else {}
+        form = await request.post()
+        data: dict[str, Any] = {}
+        for key, value in form.items():
+            text = str(value)
+            if key in ("blocks", "attachments", "files", "metadata"):
+                try:
+                    data[key] = json.loads(text)
+                    continue
+                except ValueError:
+                    pass
+            data[key] = text
+        return data
+
+    def _m_auth_test(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://example.slack.com/",
+            "team": "Test",
+            "user": "bot",
+            "team_id": TEAM,
+            "user_id": BOT_USER,
+            "bot_id": BOT_ID,
+        }
+
+    def _m_apps_connections_open(self, data: dict[str, Any]) -> dict[str, Any]:
+        ws_url = self.base_url.replace("http://", "ws://", 1)
+        return {"ok": True, "url": f"{ws_url}/link?ticket={uuid.uuid4()}"}
+
+    def _m_chat_postMessage(self, data: dict[str, Any]) -> dict[str, Any]:
+        ts = f"{int(time.time())}.{next(self._ts):06d}"
+        channel = str(data.get("channel", ""))
+        self.posted.append(
+            Posted(
+                channel, ts, str(data.get("text", "")), data.get("blocks"), data.get("thread_ts")
+            )
+        )
+        return {
+            "ok": True,
+            "channel": channel,
+            "ts": ts,
+            "message": {"text": data.get("text", ""), "ts": ts, "bot_id": BOT_ID},
+        }
+
+    def _m_chat_update(self, data: dict[str, Any]) -> dict[str, Any]:
+        for message in self.posted:
+            if message.ts == data.get("ts") and message.channel == data.get("channel"):
+                message.updates.append(data)
+                message.text = str(data.get("text", message.text))
+                message.blocks = data.get("blocks", message.blocks)
+                return {"ok": True, "channel": message.channel, "ts": message.ts}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _m_conversations_info(self, data: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "channel": {"id": data.get("channel"), "name": "alerts"}}
+
+    def _m_files_getUploadURLExternal(self, data: dict[str, Any]) -> dict[str, Any]:
+        file_id = f"F{uuid.uuid4().hex[:10].upper()}"
+        self.uploads[file_id] = {
+            "filename": data.get("filename"),
+            "length": data.get("length"),
+            "content": None,
+            "completed": False,
+        }
+        return {"ok": True, "upload_url": f"{self.base_url}/upload/{file_id}", "file_id": file_id}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        if file_id not in self.uploads:
+            return web.Response(status=404)
+        self.uploads[file_id]["content"] = await request.read()
+        self._notify()
+        return web.Response(text=f"OK - {len(self.uploads[file_id]['content'])}")
+
+    def _m_files_completeUploadExternal(self, data: dict[str, Any]) -> dict[str, Any]:
+        files = data.get("files")
+        listed = json.loads(files) if isinstance(files, str) else files or []
+        done = []
+        for item in listed:
+            upload = self.uploads.get(item.get("id"))
+            if upload is None:
+                return {"ok": False, "error": "file_not_found"}
+            upload.update(
+                completed=True,
+                title=item.get("title"),
+                channel=data.get("channel_id"),
+                thread_ts=data.get("thread_ts"),
+                comment=data.get("initial_comment"),
+            )
+            done.append({"id": item.get("id"), "title": item.get("title")})
+        return {"ok": True, "files": done}
+
+    # Socket Mode
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse(autoping=True)
+        await socket.prepare(request)
+        self.connections += 1
+        self._sockets.append(socket)
+        await socket.send_json(
+            {
+                "type": "hello",
+                "num_connections": 1,
+                "debug_info": {"host": "fake-slack"},
+                "connection_info": {"app_id": APP},
+            }
+        )
+        self._notify()
+        try:
+            async for message in socket:
+                if message.type == WSMsgType.TEXT:
+                    ack = json.loads(message.data)
+                    envelope = ack.get("envelope_id")
+                    if envelope:
+                        self.acks[envelope] = ack
+                        waiter = self._ack_waiters.pop(envelope, None)
+                        if waiter is not None and not waiter.done():
+                            waiter.set_result(ack)
+                    self._notify()
+        finally:
+            self._sockets.remove(socket)
+        return socket
+
+    async def wait_connected(self, timeout: float = 10) -> None:
+        await self.wait_for(lambda: bool(self._sockets), timeout)
+
+    async def send_event(self, event: dict[str, Any], timeout: float = 5) -> dict[str, Any]:
+        """Push one events_api envelope; returns the client's ack."""
+        await self.wait_connected()
+        envelope_id = str(uuid.uuid4())
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._ack_waiters[envelope_id] = waiter
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": "events_api",
+                "accepts_response_payload": False,
+                "retry_attempt": 0,
+                "retry_reason": "",
+                "payload": {
+                    "token": "verification",
+                    "team_id": TEAM,
+                    "api_app_id": APP,
+                    "event": event,
+                    "type": "event_callback",
+                    "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+                    "event_time": int(time.time()),
+                    "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
+                },
+            }
+        )
+        return await asyncio.wait_for(waiter, timeout)
+
+    async def send_disconnect(self, reason: str = "refresh_requested") -> None:
+        await self.wait_connected()
+        await self._sockets[-1].send_json(
+            {"type": "disconnect", "reason": reason, "debug_info": {"host": "fake-slack"}}
+        )
+
+    async def ping_client(self, payload: bytes = b"fake-ping") -> None:
+        await self.wait_connected()
+        await self._sockets[-1].ping(payload)
+
+    # waiting
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+    async def wait_for(self, condition: Callable[[], bool], timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("fake Slack: condition not met in time")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
+
+    def messages_in(self, channel: str, thread_ts: str | None = None) -> list[Posted]:
+        return [m for m in self.posted if m.channel == channel and m.thread_ts == thread_ts]
+
+    def replies_to(self, thread_ts: str) -> list[Posted]:
+        return [m for m in self.posted if m.thread_ts == thread_ts]
+
+
+def mention(
+    text: str,
+    *,
+    user: str = "UALICE001",
+    channel: str = "CSEC00001",
+    ts: str | None = None,
+    bot_id: str | None = None,
+) -> dict[str, Any]:
+    """An app_mention event as Slack sends it."""
+    event: dict[str, Any] = {
+        "type": "app_mention",
+        "user": user,
+        "text": text,
+        "channel": channel,
+        "ts": ts or f"{time.time():.6f}",
+        "event_ts": f"{time.time():.6f}",
+        "team": TEAM,
+    }
+    if bot_id:
+        event["bot_id"] = bot_id
+    return event

@@ -165,6 +165,49 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _athena_work(work: Coroutine[Any, Any, Any]) -> Any:
+    """Run an Athena coroutine. An impossible CLOUDTRAIL_INITIAL_PREFIX is a settings error;
+    S3 or Athena refusing is one line and None (the caller exits 3)."""
+    from umbrellabot.layout import LayoutError
+    from umbrellabot.query import QueryError
+    from umbrellabot.s3 import S3AccessError
+
+    try:
+        return asyncio.run(work)
+    except LayoutError as err:
+        raise SettingsError(f"invalid setting CLOUDTRAIL_INITIAL_PREFIX: {err}") from None
+    except (S3AccessError, QueryError) as err:
+        _error(str(err))
+        return None
+
+
+def cmd_athena_ddl(args: argparse.Namespace) -> int:
+    from umbrellabot import athena
+    from umbrellabot.athena_ddl import DEFAULT_START
+
+    settings = load_settings()
+    athena.require_bucket(settings)
+    layout = _athena_work(athena.discover_layout(settings))
+    if layout is None:
+        return EXIT_CANNOT_RUN
+    print(athena.table_ddl(settings, layout, args.since or DEFAULT_START))
+    return EXIT_OK
+
+
+def cmd_athena_setup(args: argparse.Namespace) -> int:
+    from umbrellabot import athena
+    from umbrellabot.athena_ddl import DEFAULT_START
+
+    settings = load_settings()
+    athena.require_bucket(settings)
+    done = _athena_work(athena.setup_table(settings, args.since or DEFAULT_START))
+    if done is None:
+        return EXIT_CANNOT_RUN
+    for line in done:
+        print(line)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="umbrellabot",
@@ -251,6 +294,30 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if name == "test":
             action.add_argument("--verbose", "-v", action="store_true", help="list passing rules")
+        action.set_defaults(handler=handler)
+
+    athena_cmd = commands.add_parser("athena", help="the Athena table over the enriched copies")
+    athena_actions = athena_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, handler, text in (
+        (
+            "ddl",
+            cmd_athena_ddl,
+            "print CREATE EXTERNAL TABLE (partition projection) for the accounts in the bucket",
+        ),
+        (
+            "setup",
+            cmd_athena_setup,
+            "create the Athena database and table if missing and update the projected accounts;"
+            " exit 3 when S3 or Athena refuses",
+        ),
+    ):
+        action = athena_actions.add_parser(name, help=text, description=text)
+        action.add_argument(
+            "--since",
+            type=_date,
+            metavar="YYYY-MM-DD",
+            help="first day of the date projection (default 2013-11-01, before any CloudTrail log)",
+        )
         action.set_defaults(handler=handler)
     return parser
 

@@ -58,6 +58,7 @@ class FakeSlack:
         self.rate_limited_calls = 0  # the next N Web API calls get HTTP 429
         self.retry_after_s = 1
         self.connections = 0
+        self.pongs: list[bytes] = []  # PONG payloads the client sent (answers to ping_client)
         self.base_url = ""
         self._sockets: list[web.WebSocketResponse] = []
         self._ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -119,11 +120,13 @@ class FakeSlack:
 
     @staticmethod
     async def _payload(request: web.Request) -> dict[str, Any]:
+        # slack_sdk sends some methods' arguments in the query string (files.*UploadExternal)
+        query: dict[str, Any] = dict(request.query)
         if request.content_type == "application/json":
             body = await request.json()
-            return dict(body) if isinstance(body, dict) else {}
+            return {**query, **body} if isinstance(body, dict) else query
         form = await request.post()
-        data: dict[str, Any] = {}
+        data: dict[str, Any] = query
         for key, value in form.items():
             text = str(value)
             if key in ("blocks", "attachments", "files", "metadata"):
@@ -216,7 +219,8 @@ class FakeSlack:
     # Socket Mode
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
-        socket = web.WebSocketResponse(autoping=True)
+        # PING answered here rather than by aiohttp's autoping, so that PONGs can be recorded
+        socket = web.WebSocketResponse(autoping=False)
         await socket.prepare(request)
         self.connections += 1
         self._sockets.append(socket)
@@ -231,7 +235,12 @@ class FakeSlack:
         self._notify()
         try:
             async for message in socket:
-                if message.type == WSMsgType.TEXT:
+                if message.type == WSMsgType.PING:
+                    await socket.pong(message.data)
+                elif message.type == WSMsgType.PONG:
+                    self.pongs.append(bytes(message.data))
+                    self._notify()
+                elif message.type == WSMsgType.TEXT:
                     ack = json.loads(message.data)
                     envelope = ack.get("envelope_id")
                     if envelope:
@@ -283,6 +292,11 @@ class FakeSlack:
     async def ping_client(self, payload: bytes = b"fake-ping") -> None:
         await self.wait_connected()
         await self._sockets[-1].ping(payload)
+
+    async def ping_and_wait_pong(self, payload: bytes = b"fake-ping", timeout: float = 5) -> None:
+        """Ping the client and wait for its PONG carrying the same payload."""
+        await self.ping_client(payload)
+        await self.wait_for(lambda: payload in self.pongs, timeout)
 
     # waiting
 

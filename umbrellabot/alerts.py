@@ -30,6 +30,9 @@ class Alert:
     runbook: str
     author: str | None
     source_file: str | None = None
+    # Alerts of scheduled detections (many events): the group key and window, which with
+    # rule_id is what the outbox deduplicates on instead of the eventID.
+    group_key: str | None = None
 
     @classmethod
     def build(cls, event: Event, rule: Rule, source_file: str | None = None) -> Alert:

@@ -150,6 +150,22 @@ class Settings(BaseSettings):
     detections_enabled: bool = Field(
         True, description="Run the scheduled SQL detections after each ingest cycle."
     )
+    schedule: str | None = Field(
+        None, description="Cron expression for ingest cycles (UTC); unset: every POLL_INTERVAL."
+    )
+    poll_interval: int = Field(300, ge=10, description="Seconds between ingest cycles.")
+    cloudtrail_local_path: Path = Field(
+        Path("cloudtrail"), description="Folder watched when no bucket is set (local mode)."
+    )
+    health_host: str = Field("0.0.0.0", description="Address of /healthz, /readyz, /metrics.")
+    health_port: int = Field(8080, ge=0, le=65535, description="Port of the health server; 0: off.")
+    log_format: Literal["text", "json"] = Field("text", description="text or json (one line each).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    shutdown_timeout_s: float = Field(
+        30.0, gt=0, le=300, description="Longest wait for running work on SIGTERM before exit."
+    )
     index_retention_days: int = Field(
         90, ge=1, description="Days the eventID index keeps an event (older: the query engine)."
     )
@@ -179,6 +195,24 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().startswith("xapp-"):
             raise ValueError("expected an app-level token starting with xapp-")
         return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value.strip(), timezone="UTC")
+        except ValueError as err:
+            raise ValueError(f"expected a cron expression such as '*/10 * * * *': {err}") from None
+        return value.strip()
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None

@@ -32,10 +32,13 @@ class ConsoleNotifier:
         return [p.id for p in alerts]
 
 
-async def flush_outbox(state: StateStore, notifier: Notifier, batch: int = 500) -> int:
-    """Deliver every pending alert; returns how many were delivered."""
+async def flush_outbox(
+    state: StateStore, notifier: Notifier, batch: int = 500, now: float | None = None
+) -> int:
+    """Deliver every pending alert (due at `now`, default the current time); returns how many
+    were delivered."""
     delivered = 0
-    while pending := state.pending_alerts(limit=batch):
+    while pending := state.pending_alerts(limit=batch, now=now):
         done = await notifier.deliver(pending)
         state.mark_delivered(done)
         delivered += len(done)

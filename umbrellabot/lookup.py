@@ -4,6 +4,7 @@ engine over a bounded window; then the full record from the processed object.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import logging
@@ -61,7 +62,9 @@ class EventLocator:
         """Raises query.InvalidQueryInput for anything that is not an eventID, before any
         lookup, and query.QueryError when the engine fails."""
         event_id = valid_event_id(event_id)
-        if self._state is not None and (indexed := self._state.find_event(event_id)):
+        # a thread: the ingest cycle may hold the database for a moment
+        indexed = await asyncio.to_thread(self._state.find_event, event_id) if self._state else None
+        if indexed is not None:
             record = await self._from(indexed.key, event_id)
             if record is not None:
                 return FoundEvent(record, indexed.key, "index")

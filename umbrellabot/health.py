@@ -1,0 +1,116 @@
+"""Health and metrics over HTTP (aiohttp): `/healthz`, `/readyz`, `/metrics` (Prometheus).
+
+`Metrics` is one registry per daemon (prometheus_client, the standard exposition format);
+`Readiness` holds what `/readyz` judges: Slack connected (when Slack is on) and a successful
+cycle recently.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from umbrellabot import __version__
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.files = Counter("umbrellabot_files_processed", "Log files enriched", registry=r)
+        self.records = Counter("umbrellabot_records", "CloudTrail records enriched", registry=r)
+        self.alerts = Counter("umbrellabot_alerts", "New alerts (outbox)", ["severity"], registry=r)
+        self.file_failures = Counter("umbrellabot_file_failures", "Failed log files", registry=r)
+        self.cycles = Counter("umbrellabot_cycles", "Ingest cycles", ["outcome"], registry=r)
+        self.cycle_seconds = Histogram(
+            "umbrellabot_cycle_duration_seconds",
+            "Ingest cycle duration",
+            registry=r,
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+        )
+        self.outbox_depth = Gauge("umbrellabot_outbox_depth", "Alerts waiting", registry=r)
+        self.errors = Counter(
+            "umbrellabot_errors", "Errors by component", ["component"], registry=r
+        )
+        self.last_success = Gauge(
+            "umbrellabot_last_cycle_success_timestamp_seconds",
+            "When the last cycle succeeded",
+            registry=r,
+        )
+        self.slack_connected = Gauge(
+            "umbrellabot_slack_connected", "1 when the Socket Mode connection is up", registry=r
+        )
+        info = Gauge("umbrellabot_info", "Version", ["version"], registry=r)
+        info.labels(version=__version__).set(1)
+        for component in ("s3", "athena", "slack", "detections"):
+            self.errors.labels(component=component)  # present (at 0) from the start
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+@dataclass
+class Readiness:
+    max_cycle_age_s: float
+    slack_enabled: bool
+    slack_connected: Callable[[], Awaitable[bool]] | None = None
+    last_success_at: float | None = None
+    last_error: str | None = None
+    started_at: float = field(default_factory=time.time)
+
+    async def problems(self) -> list[str]:
+        found = []
+        if self.slack_enabled:
+            connected = await self.slack_connected() if self.slack_connected else False
+            if not connected:
+                found.append("Slack Socket Mode is not connected")
+        if self.last_success_at is None:
+            found.append(
+                "no ingest cycle has succeeded yet"
+                + (f" (last error: {self.last_error})" if self.last_error else "")
+            )
+        elif time.time() - self.last_success_at > self.max_cycle_age_s:
+            found.append(
+                f"the last successful cycle is older than {self.max_cycle_age_s:.0f}s"
+                + (f" (last error: {self.last_error})" if self.last_error else "")
+            )
+        return found
+
+
+def health_app(metrics: Metrics, readiness: Readiness) -> web.Application:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "alive", "version": __version__})
+
+    async def readyz(_: web.Request) -> web.Response:
+        problems = await readiness.problems()
+        status = 503 if problems else 200
+        return web.json_response({"ready": not problems, "problems": problems}, status=status)
+
+    async def metrics_page(_: web.Request) -> web.Response:
+        response = web.Response(body=metrics.exposition())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_page)
+    return app
+
+
+async def start_health_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

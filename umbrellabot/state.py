@@ -233,22 +233,7 @@ class StateStore:
                     for event_id, event_time, priority in events
                 ),
             )
-            inserted = db.executemany(
-                "INSERT OR IGNORE INTO outbox (dedup_key, rule_id, event_id, severity, payload,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        dedup_key(alert),
-                        alert.rule_id,
-                        alert.event_id,
-                        int(alert.severity),
-                        orjson.dumps(alert.as_dict()).decode(),
-                        now,
-                    )
-                    for alert in alerts
-                ),
-            )
-            return max(inserted.rowcount, 0)
+            return _insert_alerts(db, alerts, now)
 
     def record_failure(
         self,
@@ -325,6 +310,12 @@ class StateStore:
                 " WHERE id = ?",
                 (error, retry_at, alert_id),
             )
+
+    def add_alerts(self, alerts: Sequence[Alert]) -> int:
+        """Alerts that come from no single file (the SQL detections); returns how many are new."""
+        now = time.time()
+        with self._transaction() as db:
+            return _insert_alerts(db, alerts, now)
 
     def recent_alerts(self, limit: int) -> list[Alert]:
         """The newest alerts of the outbox, delivered or not (what `recent` shows)."""
@@ -416,6 +407,27 @@ class StateStore:
             "SELECT attempts, next_attempt_at FROM outbox WHERE id = ?", (alert_id,)
         ).fetchone()
         return (int(row[0]), float(row[1])) if row else None
+
+
+def _insert_alerts(db: _Serialized, alerts: Sequence[Alert], now: float) -> int:
+    """Into the outbox, each (eventID, rule) or (detection, group, window) once."""
+    rows = [
+        (
+            dedup_key(alert),
+            alert.rule_id,
+            alert.event_id,
+            int(alert.severity),
+            orjson.dumps(alert.as_dict()).decode(),
+            now,
+        )
+        for alert in alerts
+    ]
+    inserted = db.executemany(
+        "INSERT OR IGNORE INTO outbox (dedup_key, rule_id, event_id, severity, payload,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return max(inserted.rowcount, 0)
 
 
 def dedup_key(alert: Alert) -> str:

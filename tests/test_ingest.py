@@ -26,7 +26,7 @@ from conftest import moto_s3_backend
 
 from umbrellabot import daemon
 from umbrellabot.config import Settings
-from umbrellabot.discovery import discover, list_log_files
+from umbrellabot.discovery import day_prefixes, discover, list_log_files
 from umbrellabot.ingest import CycleReport
 from umbrellabot.layout import LayoutError
 from umbrellabot.s3 import S3AccessError, open_bucket
@@ -207,7 +207,7 @@ async def test_listings_past_1000_keys(s3: Any, bucket: str, aws_env: dict[str, 
     async with open_bucket(bucket, region=None, concurrency=4, max_attempts=2) as remote:
         found = await discover(remote, "", exclude=["processed/"])
         remote.requests.clear()
-        files = await list_log_files(remote, found.regions, [today()])
+        files = await list_log_files(remote, day_prefixes(found.regions, [today()]))
     assert len(files) == 1050
     assert remote.requests["ListObjectsV2"] == 2
 

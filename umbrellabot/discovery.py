@@ -27,7 +27,7 @@ from umbrellabot.layout import (
     locate,
     normalize_prefix,
 )
-from umbrellabot.s3 import ObjectInfo, S3Bucket
+from umbrellabot.s3 import ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
 SEARCH_DEPTH = 3  # folders searched above AWSLogs/ for a custom trail prefix
@@ -45,7 +45,7 @@ def _last(folder: str) -> str:
 
 
 async def _account(
-    s3: S3Bucket,
+    s3: ObjectStore,
     prefix: str,
     account: str,
     org: str | None,
@@ -59,7 +59,7 @@ async def _account(
 
 
 async def _cloudtrail(
-    s3: S3Bucket,
+    s3: ObjectStore,
     prefix: str,
     account: str,
     org: str | None,
@@ -71,7 +71,7 @@ async def _cloudtrail(
             out.regions.append(RegionFolder(folder, account, region, org))
 
 
-async def _accounts(s3: S3Bucket, prefix: str, org: str | None, out: Discovery) -> None:
+async def _accounts(s3: ObjectStore, prefix: str, org: str | None, out: Discovery) -> None:
     tasks = []
     for folder in await s3.list_folders(prefix):
         name = _last(folder)
@@ -83,7 +83,7 @@ async def _accounts(s3: S3Bucket, prefix: str, org: str | None, out: Discovery) 
 
 
 async def _search_above(
-    s3: S3Bucket, prefix: str, exclude: tuple[str, ...], depth: int, out: Discovery
+    s3: ObjectStore, prefix: str, exclude: tuple[str, ...], depth: int, out: Discovery
 ) -> None:
     """Find AWSLogs/ under a custom trail prefix, never inside our own output prefixes."""
     folders = [f for f in await s3.list_folders(prefix) if not f.startswith(exclude)]
@@ -95,7 +95,7 @@ async def _search_above(
         await asyncio.gather(*(_search_above(s3, f, exclude, depth - 1, out) for f in folders))
 
 
-async def discover(s3: S3Bucket, initial_prefix: str, exclude: Iterable[str]) -> Discovery:
+async def discover(s3: ObjectStore, initial_prefix: str, exclude: Iterable[str]) -> Discovery:
     """Every region folder below `initial_prefix`. Raises layout.LayoutError for a prefix that
     cannot be a CloudTrail location."""
     prefix = normalize_prefix(initial_prefix)
@@ -119,19 +119,18 @@ async def discover(s3: S3Bucket, initial_prefix: str, exclude: Iterable[str]) ->
     return out
 
 
-async def list_log_files(
-    s3: S3Bucket,
-    regions: Iterable[RegionFolder],
-    days: Iterable[date],
-) -> list[ObjectInfo]:
-    """The event log files in the given day folders of every region (digests left out)."""
-    limit = asyncio.Semaphore(LISTING_CONCURRENCY)
+def day_prefixes(regions: Iterable[RegionFolder], days: Iterable[date]) -> list[str]:
     day_list = list(days)
+    return [region.day_prefix(day) for region in regions for day in day_list]
+
+
+async def list_log_files(s3: ObjectStore, prefixes: Iterable[str]) -> list[ObjectInfo]:
+    """The event log files under the given (day or region) folders, digests left out."""
+    limit = asyncio.Semaphore(LISTING_CONCURRENCY)
 
     async def one(prefix: str) -> list[ObjectInfo]:
         async with limit:
             return await s3.list_objects(prefix)
 
-    prefixes = [region.day_prefix(day) for region in regions for day in day_list]
     pages = await asyncio.gather(*(one(prefix) for prefix in prefixes))
     return [item for page in pages for item in page if is_event_log_key(item.key)]

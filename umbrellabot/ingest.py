@@ -30,7 +30,7 @@ from umbrellabot.geoip import CountryLookup, IpstackGeo
 from umbrellabot.layout import lookback_days, output_key
 from umbrellabot.logfile import LogFormatError
 from umbrellabot.rules import Severity
-from umbrellabot.s3 import ObjectInfo, S3AccessError, S3Bucket, S3TransientError
+from umbrellabot.s3 import ObjectInfo, ObjectStore, S3AccessError, S3TransientError
 from umbrellabot.state import FileState, StateStore
 
 log = logging.getLogger(__name__)
@@ -73,14 +73,23 @@ class Ingestor:
         self,
         settings: Settings,
         state: StateStore,
-        s3: S3Bucket,
+        s3: ObjectStore,
         rule_paths: Sequence[Path],
         geo: CountryLookup,
+        *,
+        output_for: Callable[[str], str] | None = None,
+        all_days: bool = False,
     ) -> None:
+        """`output_for` maps a log key to its enriched copy's key (default: the processed
+        prefix + the key); `all_days` lists whole region folders instead of the lookback
+        window's day folders (local mode, where listing is free)."""
         self.settings = settings
         self.state = state
         self.s3 = s3
         self.geo = geo
+        self.output_for = output_for or partial(output_key, settings.cloudtrail_processed_prefix)
+        self.all_days = all_days
+        self._stopping = False
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
         init = (list(map(str, rule_paths)), settings.rule_variables())
         self._pool: concurrent.futures.Executor
@@ -97,6 +106,10 @@ class Ingestor:
                 initargs=init,
             )
         self._work_dir = settings.state_dir / "work"
+
+    def request_stop(self) -> None:
+        """Take no new file; the ones in flight finish (their output is complete or absent)."""
+        self._stopping = True
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -153,14 +166,17 @@ class Ingestor:
                 self.s3.bucket,
                 settings.cloudtrail_initial_prefix,
             )
-        window = (
-            list(days)
-            if days is not None
-            else lookback_days(datetime.now(UTC).date(), settings.lookback_days)
-        )
-        listed = await list_log_files(self.s3, found.regions, window)
+        if self.all_days and days is None:
+            prefixes = [region.prefix for region in found.regions]
+        else:
+            window = (
+                list(days)
+                if days is not None
+                else lookback_days(datetime.now(UTC).date(), settings.lookback_days)
+            )
+            prefixes = [region.day_prefix(day) for region in found.regions for day in window]
+        listed = await list_log_files(self.s3, prefixes)
         report.listed = len(listed)
-        prefixes = [region.day_prefix(day) for region in found.regions for day in window]
         known = await self._in_db(self.state.file_states, prefixes)
         now = time.time()
         todo = sorted(
@@ -182,6 +198,8 @@ class Ingestor:
 
         async def lane() -> None:
             for number, item in queue:
+                if self._stopping:
+                    return
                 await self._process(item, number, report)
                 if on_file_done:
                     on_file_done()
@@ -216,7 +234,7 @@ class Ingestor:
                 int(settings.alert_min_severity),
                 countries,
             )
-            destination = output_key(settings.cloudtrail_processed_prefix, item.key)
+            destination = self.output_for(item.key)
             await self.s3.upload(target, destination)
             report.new_alerts += await self._in_db(
                 self.state.record_done,

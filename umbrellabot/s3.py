@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aioboto3
 from botocore.config import Config
@@ -75,6 +75,19 @@ def _describe(err: Exception, action: str, bucket: str, where: str) -> Exception
             )
         return S3TransientError(f"{action} {where}: {code}{': ' + message if message else ''}")
     return S3TransientError(f"{action} {where}: {type(err).__name__}: {err}")
+
+
+class ObjectStore(Protocol):
+    """What ingestion and lookups need of a bucket; `S3Bucket` and `LocalStore` provide it."""
+
+    bucket: str
+    requests: Counter[str]
+
+    async def list_folders(self, prefix: str) -> list[str]: ...
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]: ...
+    async def download(self, key: str, target: Path) -> str | None: ...
+    async def upload(self, source: Path, key: str) -> None: ...
+    async def read(self, key: str) -> bytes: ...
 
 
 class S3Bucket:
@@ -142,6 +155,24 @@ class S3Bucket:
         finally:
             body.close()
         return str(response.get("ETag", "")).strip('"') or None
+
+    async def read(self, key: str) -> bytes:
+        """A whole (small) object, by key or by `s3://bucket/key` URL (Athena's "$path")."""
+        if key.startswith("s3://"):
+            bucket, _, key = key.removeprefix("s3://").partition("/")
+            if bucket != self.bucket:
+                raise FileNotFoundError(f"s3://{bucket}/{key} is not in bucket {self.bucket!r}")
+        try:
+            response = await self._client.get_object(Bucket=self.bucket, Key=key)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise FileNotFoundError(key) from None
+            raise _describe(err, "s3:GetObject", self.bucket, f"key {key!r}") from err
+        body = response["Body"]
+        try:
+            return bytes(await body.read())
+        finally:
+            body.close()
 
     async def upload(self, source: Path, key: str) -> None:
         """One PutObject: the object appears whole or not at all."""

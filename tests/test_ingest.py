@@ -110,6 +110,7 @@ async def test_single_account_regions_window_digest_insight(
         report = await cycle(settings)
     assert (report.regions, report.listed, report.files, report.records) == (2, 2, 2, 3)
     assert report.insight_accounts == [ACCOUNT_A]
+    assert report.new_alerts == 2  # counted across concurrent lanes
     assert "CloudTrail-Insight files of account 111111111111 are not handled yet" in caplog.text
     assert all_keys(s3, bucket, "processed/") == sorted(
         [f"processed/{new_today}", f"processed/{new_yesterday}"]

@@ -81,7 +81,8 @@ def test_cannot_run_messages(aws_env: dict[str, str], tmp_path: Path) -> None:
     )
     no_bucket = run_cli({**env, "CLOUDTRAIL_BUCKET_NAME": ""}, "run", "--once", cwd=tmp_path)
     assert no_bucket.returncode == 2
-    assert "CLOUDTRAIL_BUCKET_NAME is not set" in no_bucket.stderr
+    # no bucket: local mode, and the local folder must exist
+    assert no_bucket.stderr.startswith("umbrellabot: CLOUDTRAIL_LOCAL_PATH: no such folder")
     bad_prefix = run_cli(
         {**env, "CLOUDTRAIL_INITIAL_PREFIX": "AWSLogs/nope/"}, "run", "--once", cwd=tmp_path
     )

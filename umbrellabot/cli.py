@@ -7,35 +7,35 @@ Exit codes: 0 success; 1 the work ran but something in it failed (a file, a rule
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
-from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from umbrellabot import __version__, render
 from umbrellabot.components import build_geo, load_rule_list, load_rule_set
-from umbrellabot.config import Settings, SettingsError, load_settings
-from umbrellabot.delivery import ConsoleNotifier, Notifier
-from umbrellabot.errors import UsageError
-from umbrellabot.rules import RuleError, Severity
+from umbrellabot.config import SettingsError, load_settings
+from umbrellabot.console import (  # the exit codes are re-exported for scripts and tests
+    EXIT_CANNOT_RUN,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    stderr,
+    stdout,
+)
+from umbrellabot.console import error as _error
+from umbrellabot.errors import ProblemsError, UsageError
+from umbrellabot.rules import Severity
 from umbrellabot.ruletest import run_rule_tests
 
-if TYPE_CHECKING:
-    from umbrellabot.ingest import CycleReport
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+__all__ = ["EXIT_CANNOT_RUN", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 PROGRESS_MIN_FILES = 20  # below this a bar only flickers
 
 Handler = Callable[[argparse.Namespace], int]
-# Piped output gets room for a whole eventID per row instead of the 80 columns rich assumes.
-stdout = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-stderr = Console(stderr=True, highlight=False)
 
 
 def _severity(text: str) -> Severity:
@@ -73,78 +73,12 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
-EXIT_CANNOT_RUN = 3  # S3 refused or cannot serve the bucket: nothing was processed
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
-
-
-def _run_cycle(
-    settings: Settings, work: Callable[[Notifier], Coroutine[Any, Any, tuple[CycleReport, int]]]
-) -> int:
-    """Run one cycle coroutine; S3 and layout problems become one line and an exit code."""
-    from umbrellabot.layout import LayoutError
-    from umbrellabot.s3 import S3AccessError
-
-    notifier = ConsoleNotifier(stdout)
-    try:
-        report, _ = asyncio.run(work(notifier))
-    except LayoutError as err:
-        raise SettingsError(f"invalid setting CLOUDTRAIL_INITIAL_PREFIX: {err}") from None
-    except S3AccessError as err:
-        _error(str(err))
-        return EXIT_CANNOT_RUN
-    stdout.print(
-        render.cycle_summary(report, settings.cloudtrail_bucket_name or ""), soft_wrap=True
-    )
-    return EXIT_OK
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from umbrellabot import daemon
-
-    if not args.once:
-        raise UsageError("run: only --once is available in this version (one cycle, then exit)")
-    settings = load_settings()
-    return _run_cycle(settings, lambda notifier: daemon.run_once(settings, notifier))
-
-
-def cmd_backfill(args: argparse.Namespace) -> int:
-    from umbrellabot import daemon
-    from umbrellabot.layout import days_between
-
-    settings = load_settings()
-    until = args.until or datetime.now(UTC).date()
-    try:
-        days = days_between(args.since, until)
-    except ValueError as err:
-        raise UsageError(f"backfill: {err}") from None
-    columns = (TextColumn("backfill"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    show_bar = not args.no_progress and stderr.is_terminal
-    with Progress(*columns, console=stderr, transient=True, disable=not show_bar) as progress:
-        task = progress.add_task("files", total=None)
-        return _run_cycle(
-            settings,
-            lambda notifier: daemon.backfill(
-                settings,
-                days,
-                notifier,
-                on_planned=lambda total: progress.update(task, total=total),
-                on_file_done=lambda: progress.advance(task),
-            ),
-        )
-
-
 def cmd_rules_check(args: argparse.Namespace) -> int:
     settings = load_settings()
     try:
         rules = load_rule_list(settings, args.paths)
-    except RuleError as err:
-        _print_rule_problems(err)
+    except ProblemsError as err:
+        _print_problems(err)
         return EXIT_FAILED
     enabled = sum(rule.enabled for rule in rules)
     stdout.print(f"{len(rules)} rules OK ({enabled} enabled)")
@@ -162,49 +96,6 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 def cmd_rules_list(args: argparse.Namespace) -> int:
     settings = load_settings()
     stdout.print(render.rules_table(load_rule_list(settings, args.paths)))
-    return EXIT_OK
-
-
-def _athena_work(work: Coroutine[Any, Any, Any]) -> Any:
-    """Run an Athena coroutine. An impossible CLOUDTRAIL_INITIAL_PREFIX is a settings error;
-    S3 or Athena refusing is one line and None (the caller exits 3)."""
-    from umbrellabot.layout import LayoutError
-    from umbrellabot.query import QueryError
-    from umbrellabot.s3 import S3AccessError
-
-    try:
-        return asyncio.run(work)
-    except LayoutError as err:
-        raise SettingsError(f"invalid setting CLOUDTRAIL_INITIAL_PREFIX: {err}") from None
-    except (S3AccessError, QueryError) as err:
-        _error(str(err))
-        return None
-
-
-def cmd_athena_ddl(args: argparse.Namespace) -> int:
-    from umbrellabot import athena
-    from umbrellabot.athena_ddl import DEFAULT_START
-
-    settings = load_settings()
-    athena.require_bucket(settings)
-    layout = _athena_work(athena.discover_layout(settings))
-    if layout is None:
-        return EXIT_CANNOT_RUN
-    print(athena.table_ddl(settings, layout, args.since or DEFAULT_START))
-    return EXIT_OK
-
-
-def cmd_athena_setup(args: argparse.Namespace) -> int:
-    from umbrellabot import athena
-    from umbrellabot.athena_ddl import DEFAULT_START
-
-    settings = load_settings()
-    athena.require_bucket(settings)
-    done = _athena_work(athena.setup_table(settings, args.since or DEFAULT_START))
-    if done is None:
-        return EXIT_CANNOT_RUN
-    for line in done:
-        print(line)
     return EXIT_OK
 
 
@@ -253,29 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan_cmd.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     scan_cmd.set_defaults(handler=cmd_scan)
 
-    run_cmd = commands.add_parser(
-        "run",
-        help="ingest new CloudTrail files from S3 (--once: one cycle, then exit)",
-        description="Enrich new CloudTrail log files of CLOUDTRAIL_BUCKET_NAME. Exit 0 when the"
-        " cycle completed (files that failed are reported), 2 on bad settings, 3 when S3 refused"
-        " or cannot serve the bucket.",
-    )
-    run_cmd.add_argument("--once", action="store_true", help="run one ingest cycle and exit")
-    run_cmd.set_defaults(handler=cmd_run)
-
-    backfill_cmd = commands.add_parser(
-        "backfill",
-        help="process a historical date range of CloudTrail files from S3",
-        description="Process the day folders from --since to --until (UTC, default today)"
-        " through the same path as `run`; files done before are skipped, so it is safe to"
-        " interrupt and run again.",
-    )
-    backfill_cmd.add_argument("--since", type=_date, required=True, metavar="YYYY-MM-DD")
-    backfill_cmd.add_argument("--until", type=_date, metavar="YYYY-MM-DD")
-    backfill_cmd.add_argument(
-        "--no-progress", action="store_true", help="never draw a progress bar"
-    )
-    backfill_cmd.set_defaults(handler=cmd_backfill)
+    _service_commands(commands)
 
     rules_cmd = commands.add_parser("rules", help="check, test and list rules")
     rule_actions = rules_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -296,40 +165,113 @@ def build_parser() -> argparse.ArgumentParser:
             action.add_argument("--verbose", "-v", action="store_true", help="list passing rules")
         action.set_defaults(handler=handler)
 
-    athena_cmd = commands.add_parser("athena", help="the Athena table over the enriched copies")
-    athena_actions = athena_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
-    for name, handler, text in (
+    return parser
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def _service_commands(commands: Any) -> None:
+    """The commands that reach AWS, Slack or the daemon (implemented in cli_service)."""
+    run = commands.add_parser(
+        "run",
+        help="the daemon: scheduled ingest, detections, Slack alerts and the bot",
+        description="Run until SIGTERM/SIGINT: an ingest cycle at start and on SCHEDULE or every"
+        " POLL_INTERVAL seconds, the SQL detections and alert delivery after each, the Slack bot"
+        " (with both Slack tokens) and /healthz, /readyz, /metrics on HEALTH_PORT. Without"
+        " CLOUDTRAIL_BUCKET_NAME it watches CLOUDTRAIL_LOCAL_PATH with DuckDB. --once: one"
+        " cycle, then exit 0 (files that failed are reported), 2 on bad settings, 3 when AWS"
+        " refuses.",
+    )
+    run.add_argument("--once", action="store_true", help="run one cycle and exit")
+    run.set_defaults(handler=_service("cmd_run"))
+
+    backfill = commands.add_parser(
+        "backfill",
+        help="process a historical date range of CloudTrail files",
+        description="Process the day folders from --since to --until (UTC, default today)"
+        " through the same path as `run`; files done before are skipped, so it is safe to"
+        " interrupt and run again.",
+    )
+    backfill.add_argument("--since", type=_date, required=True, metavar="YYYY-MM-DD")
+    backfill.add_argument("--until", type=_date, metavar="YYYY-MM-DD")
+    backfill.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    backfill.set_defaults(handler=_service("cmd_backfill"))
+
+    show = commands.add_parser(
+        "show",
+        help="everything about one event, and why it was flagged",
+        description="Find an event by its eventID (the state index, then the query engine over"
+        " EVENT_LOOKUP_DAYS) and print it with the rules that match it and why. Exit 1 when not"
+        " found, 2 for something that is not an eventID.",
+    )
+    show.add_argument("event_id", metavar="EVENT_ID")
+    show.add_argument("--json", action="store_true", help="print only the enriched record")
+    show.set_defaults(handler=_service("cmd_show"))
+
+    detections = commands.add_parser("detections", help="the scheduled SQL detections")
+    actions = detections.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
+        ("run", "run every detection once and print what it finds"),
+        ("list", "print id, severity, window and title of every detection"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument(
+            "paths",
+            nargs="*",
+            type=Path,
+            metavar="PATH",
+            help="detection files or folders (default DETECTIONS_PATH)",
+        )
+        action.set_defaults(handler=_service(f"cmd_detections_{name}"))
+
+    athena = commands.add_parser("athena", help="the Athena table over the enriched copies")
+    actions = athena.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name, text in (
         (
             "ddl",
-            cmd_athena_ddl,
             "print CREATE EXTERNAL TABLE (partition projection) for the accounts in the bucket",
         ),
         (
             "setup",
-            cmd_athena_setup,
-            "create the Athena database and table if missing and update the projected accounts;"
-            " exit 3 when S3 or Athena refuses",
+            "create the Athena database and table if missing and update the projected"
+            " accounts; exit 3 when S3 or Athena refuses",
         ),
     ):
-        action = athena_actions.add_parser(name, help=text, description=text)
+        action = actions.add_parser(name, help=text, description=text)
         action.add_argument(
             "--since",
             type=_date,
             metavar="YYYY-MM-DD",
-            help="first day of the date projection (default 2013-11-01, before any CloudTrail log)",
+            help="first day of the date projection (default 2013-11-01)",
         )
-        action.set_defaults(handler=handler)
-    return parser
+        action.set_defaults(handler=_service(f"cmd_athena_{name}"))
+
+    health = commands.add_parser(
+        "healthcheck", help="exit 0 when the daemon's /healthz answers (Docker HEALTHCHECK)"
+    )
+    health.set_defaults(handler=_service("cmd_healthcheck"))
 
 
-def _error(message: str) -> None:
-    """One unwrapped line on stderr, whatever the terminal width."""
-    print(f"umbrellabot: {message}", file=sys.stderr)
-
-
-def _print_rule_problems(err: RuleError) -> None:
+def _print_problems(err: ProblemsError) -> None:
     for problem in err.problems:
-        _error(f"invalid rule: {problem}")
+        _error(f"{err.label}: {problem}")
+
+
+def _service(name: str) -> Handler:
+    """A command of cli_service, imported when it runs (AWS and Slack load only then)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from umbrellabot import cli_service
+
+        handler: Handler = getattr(cli_service, name)
+        return handler(args)
+
+    return run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -343,8 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except SettingsError as err:
         _error(str(err))
-    except RuleError as err:
-        _print_rule_problems(err)
+    except ProblemsError as err:
+        _print_problems(err)
     except UsageError as err:
         _error(str(err))
     except KeyboardInterrupt:

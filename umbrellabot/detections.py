@@ -62,6 +62,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from umbrellabot.alerts import Alert
+from umbrellabot.errors import ProblemsError
 from umbrellabot.query import (
     RANGE_PREDICATE,
     Engine,
@@ -120,12 +121,10 @@ _TEXT_KEYS = ("title", "description", "runbook", "author")
 _KNOWN_KEYS = frozenset({*_REQUIRED, *_TEXT_KEYS, "lookback", "tags", "enabled"})
 
 
-class DetectionError(Exception):
+class DetectionError(ProblemsError):
     """One or more detection problems; each line names the file, the detection and the key."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
+    label = "invalid detection"
 
 
 class _KeyProblem(ValueError):

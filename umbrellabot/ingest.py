@@ -236,7 +236,7 @@ class Ingestor:
             )
             destination = self.output_for(item.key)
             await self.s3.upload(target, destination)
-            report.new_alerts += await self._in_db(
+            added = await self._in_db(
                 self.state.record_done,
                 item.key,
                 etag,
@@ -245,6 +245,7 @@ class Ingestor:
                 result.events,
                 result.alerts,
             )
+            report.new_alerts += added  # after the await: lanes run concurrently
         except LogFormatError as err:
             await self._fail(item, f"{err}", counts=True, report=report)
         except S3TransientError as err:

@@ -17,7 +17,7 @@ AWS_LOGS = "AWSLogs"
 CLOUDTRAIL = "CloudTrail"
 DIGEST = "CloudTrail-Digest"
 INSIGHT = "CloudTrail-Insight"
-LOG_SUFFIX = ".json.gz"
+LOG_SUFFIXES = (".json.gz", ".json")  # CloudTrail delivers .json.gz; local copies may be .json
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ORG = re.compile(r"^o-[a-z0-9]{10,32}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
@@ -109,9 +109,10 @@ def days_between(since: date, until: date) -> list[date]:
 def is_event_log_key(key: str) -> bool:
     """A CloudTrail event log file (not a digest, not an insight, not a folder marker)."""
     name = key.rsplit("/", 1)[-1]
-    return name.endswith(LOG_SUFFIX) and f"_{DIGEST}_" not in name and f"/{DIGEST}/" not in key
+    return name.endswith(LOG_SUFFIXES) and f"_{DIGEST}_" not in name and f"/{DIGEST}/" not in key
 
 
 def output_key(processed_prefix: str, key: str) -> str:
-    """Where the enriched copy of `key` goes: the processed prefix + the original key."""
-    return normalize_prefix(processed_prefix) + key
+    """Where the enriched copy of `key` goes: the processed prefix + the original key, always
+    ending in .json.gz (the copy is gzip)."""
+    return normalize_prefix(processed_prefix) + (key + ".gz" if key.endswith(".json") else key)

@@ -25,8 +25,8 @@ def _etag(path: Path) -> str:
 
 class LocalStore:
     def __init__(self, source_root: Path, output_root: Path) -> None:
-        self.source_root = source_root
-        self.output_root = output_root
+        self.source_root = source_root.resolve()
+        self.output_root = output_root.resolve()
         self.bucket = str(source_root)  # what logs and reports call the place
         self.requests: Counter[str] = Counter()
 

@@ -161,9 +161,9 @@ def test_report(
     return out
 
 
-def cycle_summary(report: CycleReport, bucket: str) -> RenderableType:
+def cycle_summary(report: CycleReport, where: str) -> RenderableType:
     lines = Text()
-    lines.append(f"Cycle over s3://{bucket}: ", style="bold")
+    lines.append(f"Cycle over {where}: ", style="bold")
     lines.append(
         f"{report.regions} region folders, {report.listed} log files listed, "
         f"{report.files} processed, {report.records:,} records, {report.new_alerts} new alerts "
@@ -174,7 +174,7 @@ def cycle_summary(report: CycleReport, bucket: str) -> RenderableType:
     )
     lines.append(f"Rule matches by severity: {counts or 'none'}\n")
     requests = ", ".join(f"{count} {name}" for name, count in sorted(report.requests.items()))
-    lines.append(f"S3 requests: {requests or 'none'}\n", style="dim")
+    lines.append(f"Requests: {requests or 'none'}\n", style="dim")
     for account in report.insight_accounts:
         lines.append(
             f"Skipped CloudTrail-Insight files of account {account} (not handled yet)\n",

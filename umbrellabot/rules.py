@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from umbrellabot.errors import ProblemsError
 from umbrellabot.expressions import (
     INDEXED_FIELDS,
     ExpressionError,
@@ -47,12 +48,10 @@ class Severity(enum.IntEnum):
         return self.name.lower()
 
 
-class RuleError(Exception):
+class RuleError(ProblemsError):
     """One or more rule problems; each line names the file, the rule and the key."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = list(problems)
+    label = "invalid rule"
 
 
 @dataclass(frozen=True)

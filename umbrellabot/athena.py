@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import aioboto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from umbrellabot.athena_ddl import (
@@ -43,7 +42,7 @@ from umbrellabot.discovery import discover
 from umbrellabot.errors import UsageError
 from umbrellabot.layout import normalize_prefix
 from umbrellabot.query import ParamValue, Query, QueryError, QueryTimeout, Row, bind
-from umbrellabot.s3 import client_config, open_bucket
+from umbrellabot.s3 import aws_session, client_config, open_bucket
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +334,7 @@ async def open_athena(
 ) -> AsyncIterator[AthenaEngine]:
     """An AthenaEngine from the settings; AWS_ENDPOINT_URL and the credential chain apply."""
     output = results_location(settings)
-    session = aioboto3.Session()
+    session = aws_session()
     config = client_config(1, settings.s3_max_attempts)
     async with session.client("athena", region_name=settings.aws_region, config=config) as client:
         yield AthenaEngine(

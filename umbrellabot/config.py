@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     schedule: str | None = Field(
         None, description="Cron expression for ingest cycles (UTC); unset: every POLL_INTERVAL."
     )
-    poll_interval: int = Field(300, ge=10, description="Seconds between ingest cycles.")
+    poll_interval: int = Field(300, ge=1, description="Seconds between ingest cycles.")
     cloudtrail_local_path: Path = Field(
         Path("cloudtrail"), description="Folder watched when no bucket is set (local mode)."
     )

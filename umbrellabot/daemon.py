@@ -203,6 +203,11 @@ async def _detect(svc: Services, outcome: CycleOutcome) -> None:
         for detection_id, reason in err.failures.items():
             log.error("detection %s failed: %s", detection_id, reason)
             svc.metrics.errors.labels(component="detections").inc()
+    except Exception as err:  # a bug there must not hold back the delivery of the outbox
+        log.exception("the detections failed")
+        outcome.detection_failures = {"*": f"{type(err).__name__}: {err}"}
+        svc.metrics.errors.labels(component="detections").inc()
+        return
     outcome.detections = results
     alerts = alerts_for(results, svc.settings.alert_min_severity)
     outcome.detection_alerts = await asyncio.to_thread(svc.state.add_alerts, alerts)

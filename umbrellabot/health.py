@@ -98,6 +98,9 @@ def health_app(metrics: Metrics, readiness: Readiness) -> web.Application:
         return web.json_response({"ready": not problems, "problems": problems}, status=status)
 
     async def metrics_page(_: web.Request) -> web.Response:
+        if readiness.slack_enabled:  # as it is now, not as the last /readyz found it
+            up = readiness.slack_connected is not None and await readiness.slack_connected()
+            metrics.slack_connected.set(1 if up else 0)
         response = web.Response(body=metrics.exposition())
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response

@@ -11,12 +11,15 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import aioboto3
+import aiobotocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.utils import parse_timestamp
 
 # Error codes no retry fixes: the cycle stops with one clear message instead of failing per file.
 FATAL_CODES = frozenset(
@@ -185,6 +188,26 @@ class S3Bucket:
         )
 
 
+def _timestamp(value: str | float) -> datetime:
+    """botocore parses every key's LastModified with dateutil, on the event loop: a 1,000-key
+    listing page cost ~100 ms of loop time. S3's XML carries ISO 8601, which the stdlib parses
+    far faster; anything else still goes to botocore's parser."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    parsed: datetime = parse_timestamp(value)  # HTTP dates, epoch numbers (JSON protocols)
+    return parsed
+
+
+def aws_session() -> aioboto3.Session:
+    """An aioboto3 session whose responses parse timestamps cheaply."""
+    core = aiobotocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+    return aioboto3.Session(botocore_session=core)
+
+
 def client_config(concurrency: int, max_attempts: int) -> Config:
     return Config(
         retries={"mode": "adaptive", "max_attempts": max_attempts},
@@ -199,7 +222,7 @@ async def open_bucket(
     bucket: str, *, region: str | None, concurrency: int, max_attempts: int
 ) -> AsyncIterator[S3Bucket]:
     """An S3Bucket; AWS_ENDPOINT_URL and the standard credential chain apply (botocore)."""
-    session = aioboto3.Session()
+    session = aws_session()
     config = client_config(concurrency, max_attempts)
     async with session.client("s3", region_name=region, config=config) as client:
         yield S3Bucket(client, bucket)

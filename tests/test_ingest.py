@@ -222,3 +222,18 @@ async def test_prefix_inside_a_day_folder_is_a_settings_error(bucket: str, tmp_p
     inside = f"AWSLogs/{ACCOUNT_A}/CloudTrail/us-east-1/2026/"
     with pytest.raises(LayoutError, match="inside a region"):
         await cycle(settings_for(bucket, tmp_path, cloudtrail_initial_prefix=inside))
+
+
+def test_event_index_prunes_aged_files(tmp_path: Path) -> None:
+    import time as clock
+
+    store = StateStore(tmp_path)
+    store.record_done("k1", "e", "processed/k1", 1, [("ev-1", "2026-11-29T10:00:00Z", "HIGH")], [])
+    store.record_done("k2", "e", "processed/k2", 1, [("ev-2", "2026-11-29T10:00:00Z", None)], [])
+    store._db.execute("UPDATE files SET updated_at = ? WHERE key = 'k1'", (clock.time() - 100,))
+    found = store.find_event("ev-1")
+    assert found is not None and found.key == "processed/k1" and found.priority == "HIGH"
+    assert store.prune_events(clock.time() - 50) == 1
+    assert store.find_event("ev-1") is None
+    assert store.find_event("ev-2") is not None
+    store.close()

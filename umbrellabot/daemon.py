@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -228,8 +229,8 @@ async def cycle(
         metrics.cycles.labels(outcome="failed").inc()
         raise
     outcome = CycleOutcome(report)
-    cutoff = datetime.now(UTC) - timedelta(days=svc.settings.index_retention_days)
-    await asyncio.to_thread(svc.state.prune_events, cutoff.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    cutoff = time.time() - svc.settings.index_retention_days * 86400
+    await asyncio.to_thread(svc.state.prune_events, cutoff)
     await _detect(svc, outcome)
     outcome.delivered = await flush_outbox(svc.state, svc.notifier)
     summary = getattr(svc.notifier, "post_cycle_summary", None)
@@ -265,6 +266,12 @@ async def backfill(
         return svc, await cycle(svc, days, on_planned, on_file_done)
 
 
+def _kill_workers() -> None:
+    """Stop the enrichment worker processes now (their work is done again next time)."""
+    for child in multiprocessing.active_children():
+        child.kill()
+
+
 class Daemon:
     """`umbrellabot run`: the scheduler, the bot and the health server in one loop."""
 
@@ -279,6 +286,7 @@ class Daemon:
         self._signals += 1
         if self._signals > 1:  # a second signal: leave at once
             log.warning("second %s: exiting now", signal.Signals(number).name)
+            _kill_workers()  # else they are left behind, orphans
             os._exit(128 + number)
         log.info("%s: finishing the files in flight, then exiting", signal.Signals(number).name)
         self.stopping.set()
@@ -292,9 +300,8 @@ class Daemon:
             component = "s3" if isinstance(err, S3AccessError) else "athena"
             svc.metrics.errors.labels(component=component).inc()
             log.error("cycle failed: %s", err)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # by _finish, past the budget: not an error of the job
             log.warning("cycle abandoned at shutdown; unfinished files are done next time")
-            raise
         except Exception as err:
             readiness.last_error = f"{type(err).__name__}: {err}"
             log.exception("cycle failed")
@@ -358,8 +365,10 @@ class Daemon:
                 settings.schedule or f"{settings.poll_interval}s",
             )
             await self.stopping.wait()
-            scheduler.shutdown(wait=False)
+            # pause, not shutdown: APScheduler's shutdown cancels the running cycle at once
+            scheduler.pause()
             await self._finish(svc)
+            scheduler.shutdown(wait=False)
         log.info("umbrellabot stopped")
         return 0
 
@@ -425,6 +434,7 @@ class Daemon:
             except (TimeoutError, asyncio.CancelledError):
                 running.cancel()
                 await asyncio.gather(running, return_exceptions=True)
+                _kill_workers()  # the file they enrich is abandoned; closing would wait for it
             except Exception:
                 log.debug("the last cycle ended with an error", exc_info=True)
         try:

@@ -95,3 +95,36 @@ def test_compose_file_follows_the_compose_spec() -> None:
     text = (REPO_ROOT / "docker-compose.yml").read_text()
     for needed in ("env_file: .env", "restart: unless-stopped", "healthcheck:", "max-size"):
         assert needed in text
+
+
+# Slack Web API methods the code calls (slack_sdk method names) -> the bot scope each needs.
+SLACK_METHOD_SCOPES = {
+    "chat_postMessage": "chat:write",
+    "chat_update": "chat:write",
+    "files_upload_v2": "files:write",
+    "auth_test": None,
+}
+EVENT_SCOPES = {"app_mention": "app_mentions:read", "message.im": "im:history"}
+
+
+def test_slack_manifest_asks_exactly_for_the_scopes_used() -> None:
+    import yaml
+
+    manifest = yaml.safe_load((REPO_ROOT / "config" / "slack-app-manifest.yaml").read_text())
+    assert manifest["settings"]["socket_mode_enabled"] is True
+    source = "\n".join(p.read_text() for p in (REPO_ROOT / "umbrellabot").glob("*.py"))
+    called = set(
+        re.findall(
+            r"\.(chat_[a-zA-Z]+|files_(?:upload|complete|get|delete|info)[a-z_0-9]*|auth_test"
+            r"|conversations_[a-z]+"
+            r"|users_[a-z]+|reactions_[a-z]+)\(",
+            source,
+        )
+    )
+    unknown = called - set(SLACK_METHOD_SCOPES)
+    assert not unknown, f"Slack methods {unknown}: add them to SLACK_METHOD_SCOPES and the manifest"
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    needed = {SLACK_METHOD_SCOPES[m] for m in called} | {EVENT_SCOPES[e] for e in events}
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed - {None}
+    assert "app_mention" in events
+    assert '"app_mention"' in source and '"message"' in source  # the listeners exist

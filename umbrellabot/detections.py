@@ -57,11 +57,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlglot
-import yaml
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
 from umbrellabot.alerts import Alert
+from umbrellabot.catalog import load_items
 from umbrellabot.errors import ProblemsError
 from umbrellabot.query import (
     RANGE_PREDICATE,
@@ -73,7 +73,7 @@ from umbrellabot.query import (
     TimeRange,
     iso,
 )
-from umbrellabot.rules import _LOADER, Severity, rule_files
+from umbrellabot.rules import Severity
 
 if TYPE_CHECKING:
     from umbrellabot.config import Settings
@@ -358,66 +358,16 @@ def parse_detection(spec: Mapping[str, Any], source: Path) -> Detection:
     )
 
 
-def _detection_specs(path: Path) -> list[Any]:
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
-    except OSError as err:
-        raise DetectionError([f"{path}: cannot read: {err.strerror or err}"]) from None
-    except yaml.YAMLError as err:
-        raise DetectionError([f"{path}: invalid YAML: {err}".replace("\n", " ")]) from None
-    if isinstance(data, Mapping) and "detections" in data and "id" not in data:
-        if not isinstance(data["detections"], list):
-            raise DetectionError([f"{path}: detections: expected a list of detections"])
-        return list(data["detections"])
-    if isinstance(data, Mapping):
-        return [data]
-    raise DetectionError(
-        [f"{path}: expected a detection (a mapping with id) or a mapping with a detections list"]
-    )
-
-
 def load_detections(paths: Sequence[Path]) -> list[Detection]:
     """Load and check every detection under `paths`; all problems are raised together."""
-    problems: list[str] = []
-    detections: list[Detection] = []
-    seen: dict[str, Path] = {}
-    files = rule_files(paths)
-    for path in paths:
-        if not path.exists():
-            problems.append(f"{path}: no such file or folder")
-    if not files and not problems:
-        problems.append(f"{', '.join(map(str, paths))}: no detection files (*.yaml, *.yml) found")
-    for path in files:
-        try:
-            specs = _detection_specs(path)
-        except DetectionError as err:
-            problems.extend(err.problems)
-            continue
-        for index, spec in enumerate(specs):
-            if not isinstance(spec, Mapping):
-                problems.append(f"{path}: detection #{index + 1}: expected a mapping")
-                continue
-            detection_id = spec.get("id")
-            label = f"detection {detection_id!r}" if detection_id else f"detection #{index + 1}"
-            if detection_id is not None and (
-                not isinstance(detection_id, str) or not detection_id.strip()
-            ):
-                problems.append(f"{path}: detection #{index + 1}: id: expected text")
-                continue
-            try:
-                detection = parse_detection(spec, path)
-            except _KeyProblem as err:
-                problems.append(f"{path}: {label}: {err}")
-                continue
-            if detection.id in seen:
-                first = seen[detection.id]
-                problems.append(f"{path}: {label}: id: duplicate id, first defined in {first}")
-                continue
-            seen[detection.id] = path
-            detections.append(detection)
-    if problems:
-        raise DetectionError(problems)
-    return detections
+    return load_items(
+        paths,
+        noun="detection",
+        plural="detections",
+        parse=parse_detection,
+        problems_of=(_KeyProblem,),
+        error=DetectionError,
+    )
 
 
 def configured_paths(settings: Settings) -> list[Path]:

@@ -7,14 +7,12 @@ Loading is all-or-nothing: every problem in every file is collected and raised t
 from __future__ import annotations
 
 import enum
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from umbrellabot.catalog import load_items
 from umbrellabot.errors import ProblemsError
 from umbrellabot.expressions import (
     INDEXED_FIELDS,
@@ -24,8 +22,6 @@ from umbrellabot.expressions import (
     parse_expression,
 )
 from umbrellabot.records import Event
-
-RULE_FILE_SUFFIXES = (".yaml", ".yml")
 
 
 class Severity(enum.IntEnum):
@@ -183,99 +179,16 @@ def parse_rule(spec: Mapping[str, Any], source: Path, variables: Mapping[str, An
     )
 
 
-def rule_files(paths: Iterable[Path]) -> list[Path]:
-    """Every rule file under the given files and folders, in a stable order."""
-    found: dict[Path, None] = {}  # ordered and without repeats
-    for path in paths:
-        if path.is_dir():
-            found.update(
-                dict.fromkeys(
-                    sorted(
-                        p for p in path.rglob("*") if p.suffix in RULE_FILE_SUFFIXES and p.is_file()
-                    )
-                )
-            )
-        elif path.exists():
-            found[path] = None
-    return list(found)
-
-
-def _rule_specs(path: Path) -> list[Any]:
-    """The rule mappings of one file; raises RuleError for a file that is not a rule file."""
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
-    except OSError as err:
-        raise RuleError([f"{path}: cannot read: {err.strerror or err}"]) from None
-    except yaml.YAMLError as err:
-        raise RuleError([f"{path}: invalid YAML: {err}".replace("\n", " ")]) from None
-    if isinstance(data, Mapping) and "rules" in data and "id" not in data:
-        if not isinstance(data["rules"], list):
-            raise RuleError([f"{path}: rules: expected a list of rules"])
-        return list(data["rules"])
-    if isinstance(data, Mapping):
-        return [data]
-    raise RuleError([f"{path}: expected a rule (a mapping with id) or a mapping with a rules list"])
-
-
-# Timestamps stay text, as CloudTrail writes them; booleans are redefined below.
-_NOT_IMPLICIT = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
-
-
-class _RuleLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """YAML with 1.2 booleans: only true/false. In YAML 1.1 `NO` (Norway), `off` and
-    `MFAUsed: No` would silently become booleans and never match CloudTrail's text."""
-
-
-_RuleLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _NOT_IMPLICIT]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_RuleLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_LOADER: Any = _RuleLoader
-
-
 def load_rules(paths: Sequence[Path], variables: Mapping[str, Any]) -> list[Rule]:
     """Load and check every rule under `paths`; all problems are raised together."""
-    problems: list[str] = []
-    rules: list[Rule] = []
-    seen: dict[str, Path] = {}
-    files = rule_files(paths)
-    for path in paths:
-        if not path.exists():
-            problems.append(f"{path}: no such file or folder")
-    if not files and not problems:
-        problems.append(f"{', '.join(map(str, paths))}: no rule files (*.yaml, *.yml) found")
-    for path in files:
-        try:
-            specs = _rule_specs(path)
-        except RuleError as err:
-            problems.extend(err.problems)
-            continue
-        for index, spec in enumerate(specs):
-            if not isinstance(spec, Mapping):
-                problems.append(f"{path}: rule #{index + 1}: expected a mapping")
-                continue
-            rule_id = spec.get("id")
-            label = f"rule {rule_id!r}" if rule_id else f"rule #{index + 1}"
-            if rule_id is not None and not isinstance(rule_id, str):
-                problems.append(f"{path}: rule #{index + 1}: id: expected text")
-                continue
-            try:
-                rule = parse_rule(spec, path, variables)
-            except ExpressionError as err:
-                problems.append(f"{path}: {label}: {err}")
-                continue
-            if rule.id in seen:
-                first = seen[rule.id]
-                problems.append(f"{path}: {label}: id: duplicate id, first defined in {first}")
-                continue
-            seen[rule.id] = path
-            rules.append(rule)
-    if problems:
-        raise RuleError(problems)
-    return rules
+    return load_items(
+        paths,
+        noun="rule",
+        plural="rules",
+        parse=lambda spec, path: parse_rule(spec, path, variables),
+        problems_of=(ExpressionError,),
+        error=RuleError,
+    )
 
 
 class RuleSet:

@@ -27,7 +27,6 @@ from umbrellabot.rules import Rule, Severity, default_rules_path, load_rules
 from umbrellabot.slack_bot import (
     SlackBot,
     SlackBotError,
-    build_bot,
     recent_from_engine,
     recent_from_outbox,
 )
@@ -163,7 +162,7 @@ async def make_bot(
     async def make(settings: Settings | None = None, **options: Any) -> SlackBot:
         options.setdefault("locator", world["locator"])
         options.setdefault("state", world["state"])
-        bot = build_bot(settings or settings_for(fake, world["tmp"]), rules=rules, **options)
+        bot = SlackBot(settings or settings_for(fake, world["tmp"]), rules=rules, **options)
         await bot.start()
         bots.append(bot)
         return bot
@@ -644,12 +643,12 @@ async def test_refused_tokens_and_missing_tokens(
 ) -> None:
     bad_bot = settings_for(fake, world["tmp"], slack_bot_token="xoxb-wrong")
     with pytest.raises(SlackBotError, match="SLACK_BOT_TOKEN: invalid_auth"):
-        await build_bot(bad_bot, locator=world["locator"], rules=rules).start()
+        await SlackBot(bad_bot, locator=world["locator"], rules=rules).start()
     bad_app = settings_for(fake, world["tmp"], slack_app_token="xapp-wrong")
     with pytest.raises(SlackBotError, match="SLACK_APP_TOKEN: invalid_auth"):
-        await build_bot(bad_app, locator=world["locator"], rules=rules).start()
+        await SlackBot(bad_app, locator=world["locator"], rules=rules).start()
     with pytest.raises(SettingsError, match="SLACK_APP_TOKEN is not set"):
-        build_bot(
+        SlackBot(
             settings_for(fake, world["tmp"], slack_app_token=None),
             locator=world["locator"],
             rules=rules,
@@ -785,7 +784,7 @@ async def test_check_out_and_recent_through_the_duckdb_engine(
     async def read_object(location: str) -> bytes:
         return await asyncio.to_thread(Path(location).read_bytes)
 
-    bot = build_bot(
+    bot = SlackBot(
         settings_for(fake, tmp_path),
         locator=EventLocator(read_object, state=None, engine=engine),
         rules=rules,

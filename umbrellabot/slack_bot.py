@@ -475,34 +475,3 @@ class SlackBot:
         log.debug("posted to %s in %.3f s", channel, time.monotonic() - started)
         ts = response.get("ts")
         return str(ts) if ts else None
-
-
-def build_bot(
-    settings: Settings,
-    *,
-    locator: EventLocator,
-    rules: Sequence[Rule],
-    state: StateStore | None = None,
-    recent: RecentSource | None = None,
-    recent_label: str = "the alert history",
-    status_extra: StatusExtra | None = None,
-    lookup_timeout_s: float | None = None,
-    max_concurrent_lookups: int = 4,
-    ping_interval_s: float = 10,
-    slow_ack_after_s: float = ACK_AFTER_S,
-) -> SlackBot:
-    """The bot for the daemon (not connected yet: `await bot.start()`, or `async with bot`).
-    Raises config.SettingsError when SLACK_BOT_TOKEN or SLACK_APP_TOKEN is missing."""
-    return SlackBot(
-        settings,
-        locator=locator,
-        rules=rules,
-        state=state,
-        recent=recent,
-        recent_label=recent_label,
-        status_extra=status_extra,
-        lookup_timeout_s=lookup_timeout_s,
-        max_concurrent_lookups=max_concurrent_lookups,
-        ping_interval_s=ping_interval_s,
-        slow_ack_after_s=slow_ack_after_s,
-    )

@@ -232,7 +232,11 @@ async def cycle(
     cutoff = time.time() - svc.settings.index_retention_days * 86400
     await asyncio.to_thread(svc.state.prune_events, cutoff)
     await _detect(svc, outcome)
+    failures_before = getattr(svc.notifier, "failures", 0)
     outcome.delivered = await flush_outbox(svc.state, svc.notifier)
+    slack_failures = getattr(svc.notifier, "failures", 0) - failures_before
+    if slack_failures:
+        metrics.errors.labels(component="slack").inc(slack_failures)
     summary = getattr(svc.notifier, "post_cycle_summary", None)
     if svc.settings.slack_cycle_summary and report.files and summary is not None:
         await summary(report)
@@ -242,6 +246,8 @@ async def cycle(
     metrics.file_failures.inc(len(report.failed) + len(report.abandoned))
     for severity, count in report.by_severity.items():
         metrics.alerts.labels(severity=severity.label).inc(count)
+    metrics.new_alerts.inc(report.new_alerts + outcome.detection_alerts)
+    metrics.delivered.inc(outcome.delivered)
     metrics.cycle_seconds.observe(time.monotonic() - started)
     metrics.outbox_depth.set(await asyncio.to_thread(svc.state.outbox_depth))
     metrics.last_success.set(time.time())

@@ -7,6 +7,7 @@ cycle recently.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from prometheus_client import (
 )
 
 from umbrellabot import __version__
+from umbrellabot.errors import UsageError
 
 
 class Metrics:
@@ -30,7 +32,15 @@ class Metrics:
         r = self.registry
         self.files = Counter("umbrellabot_files_processed", "Log files enriched", registry=r)
         self.records = Counter("umbrellabot_records", "CloudTrail records enriched", registry=r)
-        self.alerts = Counter("umbrellabot_alerts", "New alerts (outbox)", ["severity"], registry=r)
+        self.alerts = Counter(
+            "umbrellabot_alerts", "Rule matches by severity (enrichment)", ["severity"], registry=r
+        )
+        self.new_alerts = Counter(
+            "umbrellabot_new_alerts",
+            "Alerts added to the outbox (rules and detections)",
+            registry=r,
+        )
+        self.delivered = Counter("umbrellabot_alerts_delivered", "Alerts delivered", registry=r)
         self.file_failures = Counter("umbrellabot_file_failures", "Failed log files", registry=r)
         self.cycles = Counter("umbrellabot_cycles", "Ingest cycles", ["outcome"], registry=r)
         self.cycle_seconds = Histogram(
@@ -113,7 +123,18 @@ def health_app(metrics: Metrics, readiness: Readiness) -> web.Application:
 
 
 async def start_health_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Raises UsageError (one line) when the address cannot be listened on (in use, unknown
+    host)."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as err:
+        await runner.cleanup()
+        code = err.errno  # a resolver's codes are negative
+        reason = os.strerror(code) if code is not None and code > 0 else str(err)
+        raise UsageError(
+            f"HEALTH_PORT: cannot listen on {host}:{port}: {reason}"
+            " (choose another HEALTH_PORT or HEALTH_HOST, or HEALTH_PORT=0 for none)"
+        ) from None
     return runner

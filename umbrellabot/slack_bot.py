@@ -154,6 +154,21 @@ def api_url(settings: Settings) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+class _TokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns that the client
+    we hand it wins; that is intended, so the notice is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(f, _TokenNotice) for f in logger.filters):
+        logger.addFilter(_TokenNotice())
+    return logger
+
+
 class SlackBot:
     """The AsyncApp with its listeners, and the Socket Mode connection: `await start()` once the
     loop runs, `await stop()` to leave (waits briefly for answers in flight)."""
@@ -206,6 +221,7 @@ class SlackBot:
         )
         self.app = AsyncApp(
             client=self.client,
+            logger=_bolt_logger(),
             name="umbrellabot",
             request_verification_enabled=False,  # Socket Mode: no HTTP requests to verify
         )

@@ -236,6 +236,7 @@ class SlackNotifier:
         self.posts = 0  # chat.postMessage calls Slack accepted
         self.updates = 0  # chat.update calls Slack accepted
         self.skipped = 0  # alerts below min_severity, handled without a post
+        self.failures = 0  # delivery rounds to a channel cut short (outage, 5xx, refusal)
 
     @classmethod
     def from_settings(
@@ -325,6 +326,7 @@ class SlackNotifier:
             for key, group in rolled.items():
                 await self._deliver_rolled(channel, windows[key], group, delivered, failed)
         except _Stop as stop:
+            self.failures += 1
             done = set(delivered) | failed
             left = [p for p in items if p.id not in done]
             log.warning(

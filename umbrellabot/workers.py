@@ -7,6 +7,8 @@ picklable values.
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,9 @@ _geo = OfflineGeo()
 
 def init_worker(rule_paths: list[str], variables: dict[str, Any]) -> None:
     global _rules
+    if threading.current_thread() is threading.main_thread():  # a worker process
+        # Ctrl-C reaches the whole process group; the daemon decides what stops, and when.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _rules = RuleSet(load_rules([Path(path) for path in rule_paths], variables))
 
 

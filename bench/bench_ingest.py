@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import gzip
 import hashlib
 import logging
@@ -460,6 +461,7 @@ async def backlog_cycle(
     children_before = children_cpu_s()
     async with daemon.ingestor(settings) as runner:
         warm = await runner.run_cycle()
+        gc.freeze()  # as the daemon does once it is wired (daemon.Daemon.run)
         host.put(bucket, backlog.items)  # CloudTrail delivered a backlog meanwhile
         cycle = await measured_cycle(runner, host)
     workers_cpu = children_cpu_s() - children_before  # the pool, joined at close; and its start

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from umbrellabot import schema
 from umbrellabot.errors import UsageError
 from umbrellabot.layout import (
     AWS_LOGS,
@@ -99,67 +100,9 @@ _PREFIX = re.compile(r"^[A-Za-z0-9!_.*()=+/-]*$")
 
 # Column types: a scalar is its name, a struct a dict of fields, an array a one-item list.
 ColumnType = str | dict[str, "ColumnType"] | list["ColumnType"]
-S = "STRING"
-_USER_IDENTITY: ColumnType = {
-    "type": S,
-    "principalid": S,
-    "arn": S,
-    "accountid": S,
-    "invokedby": S,
-    "accesskeyid": S,
-    "username": S,
-    "onbehalfof": {"userid": S, "identitystorearn": S},
-    "sessioncontext": {
-        "attributes": {"mfaauthenticated": S, "creationdate": S},
-        "sessionissuer": {"type": S, "principalid": S, "arn": S, "accountid": S, "username": S},
-        "webidfederationdata": {"federatedprovider": S, "attributes": "MAP<STRING, STRING>"},
-        "sourceidentity": S,
-        "ec2roledelivery": S,
-        "ec2issuedinvpc": S,
-    },
-    "inscopeof": {"sourcearn": S, "sourceaccount": S, "issuertype": S, "credentialsissuedto": S},
-    "identityprovider": S,
-    "credentialid": S,
-}
-# Every top-level field of a CloudTrail record (eventVersion 1.11), then the enrichment's.
-COLUMNS: tuple[tuple[str, ColumnType], ...] = (
-    ("eventversion", S),
-    ("useridentity", _USER_IDENTITY),
-    ("eventtime", S),  # ISO text, compared as text (query.RANGE_PREDICATE)
-    ("eventsource", S),
-    ("eventname", S),
-    ("awsregion", S),
-    ("sourceipaddress", S),
-    ("useragent", S),
-    ("errorcode", S),
-    ("errormessage", S),
-    ("requestparameters", S),
-    ("responseelements", S),
-    ("additionaleventdata", S),
-    ("requestid", S),
-    ("eventid", S),
-    ("readonly", S),
-    ("resources", [{"arn": S, "accountid": S, "type": S}]),
-    ("eventtype", S),
-    ("apiversion", S),
-    ("managementevent", S),
-    ("recipientaccountid", S),
-    ("serviceeventdetails", S),
-    ("sharedeventid", S),
-    ("vpcendpointid", S),
-    ("vpcendpointaccountid", S),
-    ("eventcategory", S),
-    (
-        "addendum",
-        {"reason": S, "updatedfields": S, "originalrequestid": S, "originaleventid": S},
-    ),
-    ("sessioncredentialfromconsole", S),
-    ("edgedevicedetails", S),
-    ("tlsdetails", {"tlsversion": S, "ciphersuite": S, "clientprovidedhostheader": S}),
-    ("insightdetails", S),
-    ("xpriority", S),
-    ("xrules", [S]),
-    ("xcountry_code", S),
+_HIVE = {schema.TEXT: "STRING", schema.TEXT_MAP: "MAP<STRING, STRING>"}
+COLUMNS: tuple[tuple[str, ColumnType], ...] = tuple(
+    (key.lower(), schema.convert(kind, _HIVE, str.lower)) for key, kind in schema.RECORD.items()
 )
 _ONE_LINE = 72
 

@@ -53,6 +53,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
+from umbrellabot import schema
 from umbrellabot.query import ParamValue, Query, QueryError, QueryTimeout, Row
 
 if TYPE_CHECKING:
@@ -75,72 +76,13 @@ def _literal(text: str) -> str:
 
 # Column types: a scalar is its DuckDB name, a struct a dict of fields, a list a one-item list.
 ColumnType = str | dict[str, "ColumnType"] | list["ColumnType"]
-V = "VARCHAR"
-_USER_IDENTITY: ColumnType = {
-    "type": V,
-    "principalId": V,
-    "arn": V,
-    "accountId": V,
-    "invokedBy": V,
-    "accessKeyId": V,
-    "userName": V,
-    "onBehalfOf": {"userId": V, "identityStoreArn": V},
-    "sessionContext": {
-        "attributes": {"mfaAuthenticated": V, "creationDate": V},
-        "sessionIssuer": {"type": V, "principalId": V, "arn": V, "accountId": V, "userName": V},
-        "webIdFederationData": {"federatedProvider": V, "attributes": "MAP(VARCHAR, VARCHAR)"},
-        "sourceIdentity": V,
-        "ec2RoleDelivery": V,
-        "ec2IssuedInVPC": V,
-    },
-    "inScopeOf": {"sourceArn": V, "sourceAccount": V, "issuerType": V, "credentialsIssuedTo": V},
-    "identityProvider": V,
-    "credentialId": V,
-}
-# CloudTrail's JSON key (exact case) -> type; the same columns as the Athena table
-# (athena_ddl.COLUMNS). Objects Athena keeps as JSON text (requestParameters...) are VARCHAR:
-# DuckDB gives an object's JSON text, and a record that already holds JSON text in a string
-# keeps that text, so json_extract_scalar works on both.
+_DUCKDB = {schema.TEXT: "VARCHAR", schema.TEXT_MAP: "MAP(VARCHAR, VARCHAR)"}
+# CloudTrail's JSON key (exact case) -> type: the same columns as the Athena table. Objects
+# Athena keeps as JSON text (requestParameters...) are VARCHAR: DuckDB gives an object's JSON
+# text, and a record that already holds JSON text in a string keeps that text, so
+# json_extract_scalar works on both.
 COLUMNS: Mapping[str, ColumnType] = {
-    "eventVersion": V,
-    "userIdentity": _USER_IDENTITY,
-    "eventTime": V,  # ISO text, compared as text (query.RANGE_PREDICATE)
-    "eventSource": V,
-    "eventName": V,
-    "awsRegion": V,
-    "sourceIPAddress": V,
-    "userAgent": V,
-    "errorCode": V,
-    "errorMessage": V,
-    "requestParameters": V,
-    "responseElements": V,
-    "additionalEventData": V,
-    "requestID": V,
-    "eventID": V,
-    "readOnly": V,
-    "resources": [{"ARN": V, "accountId": V, "type": V}],
-    "eventType": V,
-    "apiVersion": V,
-    "managementEvent": V,
-    "recipientAccountId": V,
-    "serviceEventDetails": V,
-    "sharedEventID": V,
-    "vpcEndpointId": V,
-    "vpcEndpointAccountId": V,
-    "eventCategory": V,
-    "addendum": {
-        "reason": V,
-        "updatedFields": V,
-        "originalRequestID": V,
-        "originalEventID": V,
-    },
-    "sessionCredentialFromConsole": V,
-    "edgeDeviceDetails": V,
-    "tlsDetails": {"tlsVersion": V, "cipherSuite": V, "clientProvidedHostHeader": V},
-    "insightDetails": V,
-    "xpriority": V,
-    "xrules": [V],
-    "xcountry_code": V,
+    key: schema.convert(kind, _DUCKDB, str) for key, kind in schema.RECORD.items()
 }
 
 

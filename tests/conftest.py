@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,3 +62,32 @@ def moto_s3_backend() -> Any:
     from moto.core import DEFAULT_ACCOUNT_ID
 
     return get_backend("s3")[DEFAULT_ACCOUNT_ID]["aws"]
+
+
+@pytest.fixture
+def s3(aws_env: dict[str, str]) -> Any:
+    """A plain boto3 S3 client on moto, for test setup and checks (not the code under test)."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"])
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    """A fresh bucket on moto's shared server."""
+    import uuid
+
+    name = f"trail-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[Any]:
+    """The fake Slack (Web API and Socket Mode) on 127.0.0.1."""
+    from fake_slack import FakeSlack
+
+    slack = FakeSlack()
+    await slack.start()
+    yield slack
+    await slack.stop()

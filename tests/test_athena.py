@@ -122,18 +122,6 @@ def sync_athena(aws_env: dict[str, str]) -> Any:
     return boto3.client("athena", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=REGION)
 
 
-@pytest.fixture
-def s3(aws_env: dict[str, str]) -> Any:
-    return boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"], region_name=REGION)
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    name = f"trail-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    return name
-
-
 def settings_for(bucket: str, tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "cloudtrail_bucket_name": bucket,

@@ -20,13 +20,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import boto3
 import pytest
 from builders import ACCOUNT_A, create_user, log_bytes, log_key, record, today
 from fake_slack import APP_TOKEN, BOT_TOKEN, BOT_USER, FakeSlack, Posted, mention
@@ -227,26 +226,6 @@ def state_count(state: Path, sql: str) -> int:
 
 
 # S3 and Slack
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    slack = FakeSlack()
-    await slack.start()
-    yield slack
-    await slack.stop()
-
-
-@pytest.fixture
-def s3(aws_env: dict[str, str]) -> Any:
-    return boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"])
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    name = f"daemon-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    return name
 
 
 def slack_env(

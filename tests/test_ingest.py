@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import gzip
 import logging
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
 import pytest
 from builders import (
@@ -31,18 +28,6 @@ from umbrellabot.ingest import CycleReport
 from umbrellabot.layout import LayoutError
 from umbrellabot.s3 import S3AccessError, open_bucket
 from umbrellabot.state import StateStore
-
-
-@pytest.fixture
-def s3(aws_env: dict[str, str]) -> Any:
-    return boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"])
-
-
-@pytest.fixture
-def bucket(s3: Any) -> Iterator[str]:
-    name = f"trail-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    yield name
 
 
 def settings_for(bucket: str, tmp_path: Path, **overrides: Any) -> Settings:

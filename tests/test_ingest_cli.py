@@ -22,18 +22,6 @@ from builders import ACCOUNT_A, create_user, log_key, record, today
 from test_ingest import all_keys, enriched, put
 
 
-@pytest.fixture
-def s3(aws_env: dict[str, str]) -> Any:
-    return boto3.client("s3", endpoint_url=aws_env["AWS_ENDPOINT_URL"])
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    name = f"cli-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    return name
-
-
 def cli_env(aws_env: dict[str, str], bucket: str, state: Path, **extra: str) -> dict[str, str]:
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CLOUDTRAIL_"))}
     return {

@@ -9,7 +9,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +118,6 @@ def block_texts(blocks: Any) -> Iterator[str]:
 
 def post_calls(fake: FakeSlack) -> list[Any]:
     return [c for c in fake.calls if c.method == "chat.postMessage"]
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    slack = FakeSlack()
-    await slack.start()
-    yield slack
-    await slack.stop()
 
 
 @pytest.fixture

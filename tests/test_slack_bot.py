@@ -133,14 +133,6 @@ def world(tmp_path: Path, rules: list[Rule]) -> Iterator[dict[str, Any]]:
     state.close()
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSlack]:
-    slack = FakeSlack()
-    await slack.start()
-    yield slack
-    await slack.stop()
-
-
 def settings_for(fake: FakeSlack, tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "slack_bot_token": BOT_TOKEN,

@@ -35,11 +35,12 @@ from typing import Any
 import orjson
 from isal import isal_zlib
 
-from umbrellabot.enrich import enrich_stream
-from umbrellabot.geoip import OfflineGeo
-from umbrellabot.logfile import EnrichedWriter, read_records
-from umbrellabot.records import Event
-from umbrellabot.rules import Rule, RuleSet, default_rules_path, load_rules
+from umbrellabot.enrich.enrichment import enrich_stream
+from umbrellabot.enrich.geoip import OfflineGeo
+from umbrellabot.enrich.logfile import EnrichedWriter, read_records
+from umbrellabot.model.records import Event
+from umbrellabot.rules.rule import Rule, default_rules_path, load_rules
+from umbrellabot.rules.ruleset import RuleSet
 
 VARIABLES = {"allowed_countries": ["US"]}
 RECORDS_PER_FILE = 5_000

@@ -53,11 +53,12 @@ from typing import Any
 import orjson
 from bench_enrich import synthetic_record  # bench/ is sys.path[0] when run as a script
 
-from umbrellabot import daemon
+from umbrellabot.app import daemon
+from umbrellabot.app.ingest import Ingestor
 from umbrellabot.config import Settings
-from umbrellabot.ingest import CycleReport, Ingestor
-from umbrellabot.layout import lookback_days, output_key
-from umbrellabot.state import StateStore
+from umbrellabot.model.layout import lookback_days, output_key
+from umbrellabot.model.report import CycleReport
+from umbrellabot.storage.sqlite_state import StateStore
 
 LOOKBACK_DAYS = 2  # the default LOOKBACK_DAYS: yesterday and today (UTC)
 ACCOUNTS = ("111122223333", "444455556666")

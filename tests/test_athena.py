@@ -29,8 +29,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from umbrellabot import athena, cli, query
-from umbrellabot.athena import (
+from umbrellabot import cli
+from umbrellabot.config import Settings
+from umbrellabot.model.layout import RegionFolder, output_key
+from umbrellabot.query import athena
+from umbrellabot.query import queries as query
+from umbrellabot.query.athena import (
     AthenaAccessError,
     Backoff,
     athena_literal,
@@ -38,7 +42,7 @@ from umbrellabot.athena import (
     open_athena,
     parse_array,
 )
-from umbrellabot.athena_ddl import (
+from umbrellabot.query.athena_ddl import (
     COLUMNS,
     COMMERCIAL_REGIONS,
     TableLayout,
@@ -47,9 +51,7 @@ from umbrellabot.athena_ddl import (
     layout_from_folders,
     projection_update_ddl,
 )
-from umbrellabot.config import Settings
-from umbrellabot.layout import RegionFolder, output_key
-from umbrellabot.query import QueryError, QueryTimeout, TimeRange
+from umbrellabot.query.queries import QueryError, QueryTimeout, TimeRange
 
 MOTO_ACCOUNT = "123456789012"
 REGION = "us-east-1"

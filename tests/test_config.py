@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from umbrellabot.config import SettingsError, load_settings
-from umbrellabot.rules import Severity
+from umbrellabot.model.severity import Severity
 
 SETTING_NAMES = (
     "CLOUDTRAIL_BUCKET_NAME",

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from umbrellabot.geoip import OfflineGeo
-from umbrellabot.records import Event
-from umbrellabot.rules import Rule, Severity, default_rules_path, load_rules
-from umbrellabot.ruletest import run_rule_tests
+from umbrellabot.enrich.geoip import OfflineGeo
+from umbrellabot.model.records import Event
+from umbrellabot.model.severity import Severity
+from umbrellabot.rules.rule import Rule, default_rules_path, load_rules
+from umbrellabot.rules.testing import run_rule_tests
 
 VARIABLES = {"allowed_countries": ["US"]}
 # How many Panther cases (mocks: false) the pack claims through `panther_rules`; a change in

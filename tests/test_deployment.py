@@ -13,7 +13,7 @@ from conftest import REPO_ROOT
 from pydantic import SecretStr
 
 from umbrellabot.config import Settings
-from umbrellabot.rules import Severity
+from umbrellabot.model.severity import Severity
 
 AWS_STANDARD = {
     "AWS_ACCESS_KEY_ID",
@@ -112,7 +112,7 @@ def test_slack_manifest_asks_exactly_for_the_scopes_used() -> None:
 
     manifest = yaml.safe_load((REPO_ROOT / "config" / "slack-app-manifest.yaml").read_text())
     assert manifest["settings"]["socket_mode_enabled"] is True
-    source = "\n".join(p.read_text() for p in (REPO_ROOT / "umbrellabot").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (REPO_ROOT / "umbrellabot").rglob("*.py"))
     called = set(
         re.findall(
             r"\.(chat_[a-zA-Z]+|files_(?:upload|complete|get|delete|info)[a-z_0-9]*|auth_test"

@@ -18,7 +18,8 @@ import pytest
 from builders import ACCOUNT_A, log_key
 
 from umbrellabot.config import Settings
-from umbrellabot.detections import (
+from umbrellabot.model.severity import Severity
+from umbrellabot.query.detections import (
     Detection,
     DetectionError,
     DetectionResult,
@@ -32,10 +33,9 @@ from umbrellabot.detections import (
     plan,
     run_detections,
 )
-from umbrellabot.duckdb_engine import DuckDBEngine
-from umbrellabot.query import iso
-from umbrellabot.rules import Severity
-from umbrellabot.state import StateStore, alert_from_json, dedup_key
+from umbrellabot.query.duckdb_engine import DuckDBEngine
+from umbrellabot.query.queries import iso
+from umbrellabot.storage.sqlite_state import StateStore, alert_from_json, dedup_key
 
 DAY = date(2026, 3, 10)
 NOW = datetime(2026, 3, 10, 12, 7, tzinfo=UTC)

@@ -14,8 +14,10 @@ import orjson
 import pytest
 from builders import ACCOUNT_A, ACCOUNT_B, log_key, record
 
-from umbrellabot import athena_ddl, duckdb_engine, query
-from umbrellabot.duckdb_engine import (
+from umbrellabot.model.severity import Severity
+from umbrellabot.query import athena_ddl, duckdb_engine
+from umbrellabot.query import queries as query
+from umbrellabot.query.duckdb_engine import (
     COLUMNS,
     ColumnType,
     DuckDBEngine,
@@ -23,8 +25,12 @@ from umbrellabot.duckdb_engine import (
     region_folders,
     translate,
 )
-from umbrellabot.query import Query, QueryError, QueryTimeout, TimeRange
-from umbrellabot.rules import Severity
+from umbrellabot.query.queries import (
+    Query,
+    QueryError,
+    QueryTimeout,
+    TimeRange,
+)
 
 DAY = date(2026, 3, 10)
 ORG = "o-abcdefghij"

@@ -10,10 +10,13 @@ from typing import Any
 import orjson
 import pytest
 
-from umbrellabot.enrich import ENRICHMENT_FIELDS, enrich_record, enrich_stream
-from umbrellabot.geoip import OfflineGeo
-from umbrellabot.logfile import LogFormatError
-from umbrellabot.rules import RuleSet, Severity, default_rules_path, load_rules
+from umbrellabot.enrich.enrichment import enrich_record, enrich_stream
+from umbrellabot.enrich.geoip import OfflineGeo
+from umbrellabot.enrich.logfile import LogFormatError
+from umbrellabot.model.schema import ENRICHMENT_FIELDS
+from umbrellabot.model.severity import Severity
+from umbrellabot.rules.rule import default_rules_path, load_rules
+from umbrellabot.rules.ruleset import RuleSet
 
 VARIABLES = {"allowed_countries": ["US"]}
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 
-from umbrellabot.geoip import IpstackGeo, OfflineGeo, is_public_ip
+from umbrellabot.enrich.geoip import IpstackGeo, OfflineGeo, is_public_ip
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,7 @@ _CALL = re.compile(r"""_call\(\s*["']([a-z0-9_]+)["']""")
 
 def called_operations() -> set[tuple[str, str]]:
     found = set()
-    for path in (REPO_ROOT / "umbrellabot").glob("*.py"):
+    for path in (REPO_ROOT / "umbrellabot").rglob("*.py"):
         operations = _CALL.findall(path.read_text())
         if operations:
             assert path.name in SERVICE_OF_MODULE, f"{path.name} calls AWS: map it to a service"

@@ -21,13 +21,13 @@ from builders import (
 )
 from conftest import moto_s3_backend
 
-from umbrellabot import daemon
+from umbrellabot.app import daemon
 from umbrellabot.config import Settings
-from umbrellabot.discovery import day_prefixes, discover, list_log_files
-from umbrellabot.ingest import CycleReport
-from umbrellabot.layout import LayoutError
-from umbrellabot.s3 import S3AccessError, open_bucket
-from umbrellabot.state import StateStore
+from umbrellabot.model.layout import LayoutError
+from umbrellabot.model.report import CycleReport
+from umbrellabot.storage.discovery import day_prefixes, discover, list_log_files
+from umbrellabot.storage.s3 import S3AccessError, open_bucket
+from umbrellabot.storage.sqlite_state import StateStore
 
 
 def settings_for(bucket: str, tmp_path: Path, **overrides: Any) -> Settings:

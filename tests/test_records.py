@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from umbrellabot.records import Event, account_of, get_str, principal_of, values_at
+from umbrellabot.model.records import Event, account_of, get_str, principal_of, values_at
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from umbrellabot.expressions import ExpressionError, parse_expression
-from umbrellabot.operators import BY_NAME, OPERATORS
-from umbrellabot.records import Event
-from umbrellabot.rules import RuleError, RuleSet, Severity, load_rules
+from umbrellabot.model.records import Event
+from umbrellabot.model.severity import Severity
+from umbrellabot.rules.expressions import ExpressionError, parse_expression
+from umbrellabot.rules.operators import BY_NAME, OPERATORS
+from umbrellabot.rules.rule import RuleError, load_rules
+from umbrellabot.rules.ruleset import RuleSet
 
 VARIABLES = {"allowed_countries": ["US", "CA"]}
 

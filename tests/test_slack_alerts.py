@@ -17,19 +17,19 @@ import pytest
 from fake_slack import BOT_TOKEN, FakeSlack, Posted
 from rich.console import Console
 
-from umbrellabot.alerts import Alert
+from umbrellabot.app.delivery import ConsoleNotifier, flush_outbox
 from umbrellabot.config import Settings
-from umbrellabot.delivery import ConsoleNotifier, flush_outbox
-from umbrellabot.rules import Severity
-from umbrellabot.slack_notify import (
+from umbrellabot.model.alerts import Alert
+from umbrellabot.model.severity import Severity
+from umbrellabot.slack.alert_messages import alert_message, message_size, rollup_replies
+from umbrellabot.slack.notifier import (
     SlackNotifier,
     SlackSettingsError,
     notifier_for,
     slack_client,
 )
-from umbrellabot.slack_render import alert_message, message_size, rollup_replies
-from umbrellabot.slack_text import BLOCKS_MAX, MESSAGE_TEXT_MAX, SECTION_TEXT_MAX
-from umbrellabot.state import StateStore
+from umbrellabot.slack.text import BLOCKS_MAX, MESSAGE_TEXT_MAX, SECTION_TEXT_MAX
+from umbrellabot.storage.sqlite_state import StateStore
 
 CHANNEL = "#security-alerts"
 EVIL_AGENT = "aws-cli/2.22 <!channel> <https://evil.example|console.aws.amazon.com> <!here>"

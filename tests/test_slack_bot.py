@@ -17,21 +17,23 @@ import pytest
 from builders import ACCOUNT_A, create_user, log_bytes, log_key, record, today
 from fake_slack import APP_TOKEN, BOT_ID, BOT_TOKEN, BOT_USER, FakeSlack, Posted, mention
 
-from umbrellabot import __version__, commands, daemon
-from umbrellabot import slack_replies as replies
-from umbrellabot.alerts import Alert
+from umbrellabot import __version__
+from umbrellabot.app import daemon
 from umbrellabot.config import Settings, SettingsError
-from umbrellabot.lookup import EventLocator
-from umbrellabot.query import Query, QueryError, Row
-from umbrellabot.rules import Rule, Severity, default_rules_path, load_rules
-from umbrellabot.slack_bot import (
+from umbrellabot.model.alerts import Alert
+from umbrellabot.model.severity import Severity
+from umbrellabot.query.lookup import EventLocator
+from umbrellabot.query.queries import Query, QueryError, Row
+from umbrellabot.query.story import build_story
+from umbrellabot.rules.rule import Rule, default_rules_path, load_rules
+from umbrellabot.slack import commands, replies
+from umbrellabot.slack.bot import (
     SlackBot,
     SlackBotError,
     recent_from_engine,
     recent_from_outbox,
 )
-from umbrellabot.state import StateStore
-from umbrellabot.story import build_story
+from umbrellabot.storage.sqlite_state import StateStore
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -760,7 +762,7 @@ async def test_check_out_and_recent_through_the_duckdb_engine(
 ) -> None:
     """No index entry: the eventID is found by a DuckDB query over enriched files (the query
     parameters are bound, never spliced), and `recent` is the same engine's recent_alerts."""
-    duckdb_engine = pytest.importorskip("umbrellabot.duckdb_engine")
+    duckdb_engine = pytest.importorskip("umbrellabot.query.duckdb_engine")
     day = today()
     folder = tmp_path / "enriched" / "AWSLogs" / ACCOUNT_A / "CloudTrail" / "us-east-1"
     folder = folder / f"{day:%Y/%m/%d}"

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from umbrellabot.rules import Severity
+from umbrellabot.model.severity import Severity
 
 ENV_FILE_VARIABLE = "UMBRELLABOT_ENV_FILE"
 DEFAULT_ENV_FILE = ".env"

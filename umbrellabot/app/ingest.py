@@ -1,0 +1,303 @@
+"""One ingest cycle: find new CloudTrail files in S3, enrich each, upload the enriched copy,
+and commit its outcome, events and alerts to the state store. A coroutine the scheduler calls.
+
+Per file: download -> enrich (worker process) -> upload to the processed prefix -> one state
+transaction. The state is written last, so a crash at any point means the file is simply done
+again: same output key, same content, and its alerts are inserted (once) only then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from umbrellabot.config import Settings
+from umbrellabot.enrich import workers
+from umbrellabot.enrich.geoip import CountryLookup, IpstackGeo
+from umbrellabot.enrich.logfile import LogFormatError
+from umbrellabot.model.layout import lookback_days, output_key
+from umbrellabot.model.report import CycleReport
+from umbrellabot.storage.discovery import discover, list_log_files
+from umbrellabot.storage.s3 import ObjectInfo, ObjectStore, S3AccessError, S3TransientError
+from umbrellabot.storage.sqlite_state import FileState, StateStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def needs_work(item: ObjectInfo, known: FileState | None, now: float) -> bool:
+    if known is None:
+        return True
+    if known.status == "done":
+        return bool(item.etag and known.etag and item.etag != known.etag)  # replaced object
+    if known.status == "abandoned":
+        return False
+    return known.next_retry_at is None or known.next_retry_at <= now
+
+
+class Ingestor:
+    """Runs cycles against one bucket with one state store; owns the worker pool."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: StateStore,
+        s3: ObjectStore,
+        rule_paths: Sequence[Path],
+        geo: CountryLookup,
+        *,
+        output_for: Callable[[str], str] | None = None,
+        all_days: bool = False,
+    ) -> None:
+        """`output_for` maps a log key to its enriched copy's key (default: the processed
+        prefix + the key); `all_days` lists whole region folders instead of the lookback
+        window's day folders (local mode, where listing is free)."""
+        self.settings = settings
+        self.state = state
+        self.s3 = s3
+        self.geo = geo
+        self.output_for = output_for or partial(output_key, settings.cloudtrail_processed_prefix)
+        self.all_days = all_days
+        self._stopping = False
+        self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
+        init = (list(map(str, rule_paths)), settings.rule_variables())
+        self._pool: concurrent.futures.Executor
+        if settings.enrich_workers == 0:  # one thread: for small machines and debugging
+            workers.init_worker(*init)
+            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="enrich")
+        else:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                settings.enrich_workers
+                if settings.enrich_workers > 0
+                else min(os.cpu_count() or 1, 4),
+                mp_context=multiprocessing.get_context("spawn"),  # no fork of a running loop
+                initializer=workers.init_worker,
+                initargs=init,
+            )
+        self._work_dir = settings.state_dir / "work"
+
+    def request_stop(self) -> None:
+        """Take no new file; the ones in flight finish (their output is complete or absent)."""
+        self._stopping = True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._db.shutdown(wait=True)
+
+    async def _in_db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db, partial(function, *args, **kwargs))
+
+    async def run_cycle(
+        self,
+        days: Sequence[date] | None = None,
+        on_planned: Callable[[int], None] | None = None,
+        on_file_done: Callable[[], None] | None = None,
+    ) -> CycleReport:
+        """One pass over the day folders (default: the lookback window). Raises
+        s3.S3AccessError or layout.LayoutError when the cycle cannot run at all."""
+        report = CycleReport()
+        before = Counter(self.s3.requests)
+        cycle_id = await self._in_db(self.state.start_cycle)
+        try:
+            await self._cycle(report, days, on_planned, on_file_done)
+        except BaseException as err:
+            await self._in_db(
+                self.state.finish_cycle, cycle_id, error=str(err) or repr(err), **_counts(report)
+            )
+            raise
+        finally:
+            report.duration_s = time.time() - report.started_at
+            report.requests = Counter(self.s3.requests) - before
+        await self._in_db(self.state.finish_cycle, cycle_id, **_counts(report))
+        return report
+
+    async def _cycle(
+        self,
+        report: CycleReport,
+        days: Sequence[date] | None,
+        on_planned: Callable[[int], None] | None,
+        on_file_done: Callable[[], None] | None,
+    ) -> None:
+        settings = self.settings
+        found = await discover(
+            self.s3,
+            settings.cloudtrail_initial_prefix,
+            exclude=[settings.cloudtrail_processed_prefix, settings.athena_results_prefix],
+        )
+        report.regions = len(found.regions)
+        report.insight_accounts = found.insight_accounts
+        for account in found.insight_accounts:
+            log.info("CloudTrail-Insight files of account %s are not handled yet; skipped", account)
+        if not found.regions:
+            log.warning(
+                "no CloudTrail logs found under s3://%s/%s",
+                self.s3.bucket,
+                settings.cloudtrail_initial_prefix,
+            )
+        if self.all_days and days is None:
+            prefixes = [region.prefix for region in found.regions]
+        else:
+            window = (
+                list(days)
+                if days is not None
+                else lookback_days(datetime.now(UTC).date(), settings.lookback_days)
+            )
+            prefixes = [region.day_prefix(day) for region in found.regions for day in window]
+        listed = await list_log_files(self.s3, prefixes)
+        report.listed = len(listed)
+        known = await self._in_db(self.state.file_states, prefixes)
+        now = time.time()
+        todo = sorted(
+            (item for item in listed if needs_work(item, known.get(item.key), now)),
+            key=lambda item: item.key,
+        )
+        report.waiting = sum(
+            1
+            for item in listed
+            if (state := known.get(item.key))
+            and state.status == "failed"
+            and not needs_work(item, state, now)
+        )
+        if on_planned:
+            on_planned(len(todo))
+        shutil.rmtree(self._work_dir, ignore_errors=True)  # leftovers of a killed process
+        self._work_dir.mkdir(parents=True, exist_ok=True)
+        queue = iter(enumerate(todo))  # shared by the lanes: a backlog costs no task per file
+
+        async def lane() -> None:
+            for number, item in queue:
+                if self._stopping:
+                    return
+                await self._process(item, number, report)
+                if on_file_done:
+                    on_file_done()
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(settings.s3_concurrency, len(todo))):
+                    group.create_task(lane())
+        except BaseExceptionGroup as group:  # S3 refused us: one clear error, not a group
+            raise _first_cause(group) from None
+
+    async def _process(self, item: ObjectInfo, number: int, report: CycleReport) -> None:
+        settings = self.settings
+        source = self._work_dir / f"{number}.in"
+        target = self._work_dir / f"{number}.out"
+        loop = asyncio.get_running_loop()
+        try:
+            etag = await self.s3.download(item.key, source) or item.etag
+            countries = None
+            if isinstance(self.geo, IpstackGeo):
+                addresses = await loop.run_in_executor(
+                    self._pool, workers.source_addresses, str(source)
+                )
+                await self.geo.prefetch(addresses)
+                countries = self.geo.answers(addresses)
+            result = await loop.run_in_executor(
+                self._pool,
+                workers.enrich_file,
+                str(source),
+                str(target),
+                item.key,
+                int(settings.alert_min_severity),
+                countries,
+            )
+            destination = self.output_for(item.key)
+            await self.s3.upload(target, destination)
+            added = await self._in_db(
+                self.state.record_done,
+                item.key,
+                etag,
+                destination,
+                result.records,
+                result.events,
+                result.alerts,
+            )
+            report.new_alerts += added  # after the await: lanes run concurrently
+        except LogFormatError as err:
+            await self._fail(item, f"{err}", counts=True, report=report)
+        except S3TransientError as err:
+            await self._fail(item, str(err), counts=False, report=report)
+        except (S3AccessError, asyncio.CancelledError):
+            raise
+        except Exception as err:  # a bug or a broken worker: this file only, and counted
+            log.exception("unexpected error on s3://%s/%s", self.s3.bucket, item.key)
+            await self._fail(
+                item, f"internal error: {type(err).__name__}: {err}", counts=True, report=report
+            )
+        else:
+            report.files += 1
+            report.records += result.records
+            report.by_severity.update(result.by_severity)
+        finally:
+            source.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
+
+    async def _fail(
+        self, item: ObjectInfo, reason: str, *, counts: bool, report: CycleReport
+    ) -> None:
+        settings = self.settings
+        outcome = await self._in_db(
+            self.state.record_failure,
+            item.key,
+            item.etag,
+            reason,
+            counts=counts,
+            max_attempts=settings.max_file_attempts,
+            retry_base_s=settings.retry_base_delay_s,
+        )
+        if outcome.status == "abandoned":
+            log.error(
+                "giving up on s3://%s/%s after %d attempts: %s",
+                self.s3.bucket,
+                item.key,
+                outcome.attempts,
+                reason,
+            )
+            report.abandoned.append((item.key, reason))
+        else:
+            log.warning(
+                "failed s3://%s/%s (attempt %d): %s",
+                self.s3.bucket,
+                item.key,
+                outcome.attempts,
+                reason,
+            )
+            report.failed.append((item.key, reason))
+
+
+def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to report from a task group: S3 refusing us wins over anything else."""
+    leaves: list[BaseException] = []
+
+    def collect(error: BaseException) -> None:
+        if isinstance(error, BaseExceptionGroup):
+            for inner in error.exceptions:
+                collect(inner)
+        else:
+            leaves.append(error)
+
+    collect(group)
+    return next((e for e in leaves if isinstance(e, S3AccessError)), leaves[0])
+
+
+def _counts(report: CycleReport) -> dict[str, Any]:
+    return {
+        "files": report.files,
+        "records": report.records,
+        "alerts": report.new_alerts,
+        "failures": len(report.failed) + len(report.abandoned),
+        "backlog": report.waiting,
+    }

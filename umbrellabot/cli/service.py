@@ -1,0 +1,236 @@
+"""The commands that reach AWS, Slack or run the daemon: run, backfill, show, detections,
+athena, healthcheck. Imported only when one of them runs, so `scan` and `rules` stay light.
+
+AWS refusing (S3 or Athena) is one line and exit 3; an impossible setting is exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import urllib.error
+import urllib.request
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import orjson
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from umbrellabot.app import daemon, logs, render
+from umbrellabot.cli.output import (
+    EXIT_CANNOT_RUN,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    error,
+    stderr,
+    stdout,
+)
+from umbrellabot.config import Settings, SettingsError, load_settings
+from umbrellabot.errors import UsageError
+from umbrellabot.model.layout import LayoutError, days_between
+from umbrellabot.query.detections import configured_paths, load_detections, run_detections
+from umbrellabot.query.queries import InvalidQueryInput, QueryError
+from umbrellabot.query.story import build_story
+from umbrellabot.storage.s3 import S3AccessError
+
+T = TypeVar("T")
+
+
+class _Refused(Exception):
+    """AWS refused; already reported."""
+
+
+def _aws(work: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; AWS refusals become one line (exit 3), a bad prefix a settings error."""
+    try:
+        return asyncio.run(work)
+    except LayoutError as err:
+        raise SettingsError(f"invalid setting CLOUDTRAIL_INITIAL_PREFIX: {err}") from None
+    except (S3AccessError, QueryError) as err:
+        error(str(err))
+        raise _Refused from None
+
+
+def _exit_code(run: Any) -> int:
+    try:
+        result = run()
+    except _Refused:
+        return EXIT_CANNOT_RUN
+    return int(result)
+
+
+def _print_outcome(svc: daemon.Services, outcome: daemon.CycleOutcome) -> None:
+    stdout.print(render.cycle_summary(outcome.report, svc.where), soft_wrap=True)
+    if outcome.detections:
+        stdout.print(
+            f"Detections: {len(outcome.detections)} findings, "
+            f"{outcome.detection_alerts} new alerts",
+            soft_wrap=True,
+        )
+    for detection_id, reason in outcome.detection_failures.items():
+        error(f"detection {detection_id} failed: {reason}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if not args.once:
+        logs.configure(settings.log_level, settings.log_format)
+        return asyncio.run(daemon.Daemon(settings, stdout).run())
+
+    def once() -> int:
+        svc, outcome = _aws(daemon.run_once(settings, stdout))
+        _print_outcome(svc, outcome)
+        return EXIT_OK
+
+    return _exit_code(once)
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    until = args.until or datetime.now(UTC).date()
+    try:
+        days = days_between(args.since, until)
+    except ValueError as err:
+        raise UsageError(f"backfill: {err}") from None
+    columns = (TextColumn("backfill"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    show_bar = not args.no_progress and stderr.is_terminal
+
+    def work() -> int:
+        with Progress(*columns, console=stderr, transient=True, disable=not show_bar) as bar:
+            task = bar.add_task("files", total=None)
+            svc, outcome = _aws(
+                daemon.backfill(
+                    settings,
+                    days,
+                    stdout,
+                    on_planned=lambda total: bar.update(task, total=total),
+                    on_file_done=lambda: bar.advance(task),
+                )
+            )
+        _print_outcome(svc, outcome)
+        return EXIT_OK
+
+    return _exit_code(work)
+
+
+async def _show(settings: Settings, event_id: str, as_json: bool) -> int:
+    async with daemon.lookup(settings) as (locator, rules):
+        try:
+            found = await locator.find(event_id)
+        except InvalidQueryInput as err:
+            error(str(err))
+            return EXIT_USAGE
+    if found is None:
+        error(f"no event {event_id} in the index or the last {settings.event_lookup_days} days")
+        return EXIT_FAILED
+    if as_json:
+        print(orjson.dumps(found.record, option=orjson.OPT_INDENT_2).decode())
+    else:
+        stdout.print(render.event_story(build_story(found.record, rules, found.location)))
+        stdout.print(
+            f"(found via {'the event index' if found.via == 'index' else found.via})", style="dim"
+        )
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    return _exit_code(lambda: _aws(_show(settings, args.event_id, args.json)))
+
+
+def _detection_paths(settings: Settings, args: argparse.Namespace) -> list[Any]:
+    return list(args.paths) if args.paths else configured_paths(settings)
+
+
+def cmd_detections_list(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    table = Table(title="Detections", title_justify="left")
+    for column in ("id", "severity", "window", "threshold", "title"):
+        table.add_column(column)
+    for detection in load_detections(_detection_paths(settings, args)):
+        table.add_row(
+            detection.id,
+            render.severity_text(detection.severity),
+            detection.window_text,
+            str(detection.threshold),
+            detection.title,
+        )
+    stdout.print(table)
+    return EXIT_OK
+
+
+async def _detect(settings: Settings, paths: list[Any]) -> int:
+    from umbrellabot.query.detections import DetectionRunError
+
+    detections = load_detections(paths)
+    failed: dict[str, str] = {}
+    async with daemon.open_engine(settings) as engine:
+        try:
+            results = await run_detections(engine, detections)
+        except DetectionRunError as err:
+            results, failed = err.results, err.failures
+    for result in results:
+        stdout.print(render.safe(result.summary(), 2000))
+    stdout.print(
+        f"{len(detections)} detections run on {engine.name}: {len(results)} findings,"
+        f" {len(failed)} failed",
+        style="bold",
+    )
+    for detection_id, reason in failed.items():
+        error(f"detection {detection_id} failed: {reason}")
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_detections_run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    return _exit_code(lambda: _aws(_detect(settings, _detection_paths(settings, args))))
+
+
+def cmd_athena_ddl(args: argparse.Namespace) -> int:
+    from umbrellabot.query.athena_ddl import DEFAULT_START
+    from umbrellabot.query import athena
+
+    settings = load_settings()
+    athena.require_bucket(settings)
+
+    def work() -> int:
+        layout = _aws(athena.discover_layout(settings))
+        print(athena.table_ddl(settings, layout, args.since or DEFAULT_START))
+        return EXIT_OK
+
+    return _exit_code(work)
+
+
+def cmd_athena_setup(args: argparse.Namespace) -> int:
+    from umbrellabot.query.athena_ddl import DEFAULT_START
+    from umbrellabot.query import athena
+
+    settings = load_settings()
+    athena.require_bucket(settings)
+
+    def work() -> int:
+        for line in _aws(athena.setup_table(settings, args.since or DEFAULT_START)):
+            print(line)
+        return EXIT_OK
+
+    return _exit_code(work)
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if not settings.health_port:
+        error("HEALTH_PORT is 0: the health server is off")
+        return EXIT_USAGE
+    url = f"http://127.0.0.1:{settings.health_port}/healthz"
+    with (
+        contextlib.suppress(urllib.error.URLError, OSError),
+        urllib.request.urlopen(url, timeout=4) as response,
+    ):
+        if response.status == 200:
+            return EXIT_OK
+    error(f"no healthy answer from {url}")
+    return EXIT_FAILED

@@ -1,0 +1,113 @@
+"""Enrichment: mark every record with the rules it matches. Pure apart from the file objects
+handed in, which are read and written as streams (a file is never held whole).
+
+The enriched copy of a record is the record itself, every field unchanged, plus `xpriority`
+(highest matched severity, upper case), `xrules` (matched rule ids) and `xcountry_code`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from umbrellabot.enrich.logfile import EnrichedWriter, read_records
+from umbrellabot.model.alerts import Alert
+from umbrellabot.model.facts import EventFacts
+from umbrellabot.model.records import Event, Record
+from umbrellabot.model.schema import ENRICHMENT_FIELDS
+from umbrellabot.model.severity import Severity
+from umbrellabot.rules.rule import Rule
+from umbrellabot.rules.ruleset import RuleSet
+
+CountryOf = Callable[[str | None], str | None]
+
+
+@dataclass
+class FileResult:
+    """What enriching one log file produced."""
+
+    records: int = 0
+    flagged: int = 0  # records that matched at least one rule
+    by_severity: Counter[Severity] = field(default_factory=Counter)  # rule matches, all of them
+    alerts: list[Alert] = field(default_factory=list)  # at or above the alert threshold
+    bytes_out: int = 0
+    # (eventID, eventTime, xpriority) of every record with an eventID, when asked for
+    events: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+
+
+def alert_for(event: Event, rule: Rule, source_file: str | None = None) -> Alert:
+    """What people are told about `event`, which `rule` flagged."""
+    return Alert.of_event(
+        EventFacts.of(event),
+        rule_id=rule.id,
+        rule_title=rule.title,
+        severity=rule.severity,
+        runbook=rule.runbook,
+        author=rule.author,
+        source_file=source_file,
+    )
+
+
+def enrich_record(
+    record: Record, rules: RuleSet, country_of: CountryOf
+) -> tuple[Event, list[Rule]]:
+    """Add the x-fields to `record` (in place) and return the event and the rules it matched."""
+    source = record.get("sourceIPAddress")
+    event = Event(record, country_of(source) if isinstance(source, str) else None)
+    if "xrules" in record or "xpriority" in record or "xcountry_code" in record:
+        for name in ENRICHMENT_FIELDS:  # a record enriched before is enriched afresh
+            record.pop(name, None)
+    matched = rules.match(event)
+    if matched:
+        record["xpriority"] = max(rule.severity for rule in matched).name
+        record["xrules"] = [rule.id for rule in matched]
+    if event.country is not None:
+        record["xcountry_code"] = event.country
+    return event, matched
+
+
+def enrich_stream(
+    source: BinaryIO,
+    sink: BinaryIO,
+    rules: RuleSet,
+    country_of: CountryOf,
+    *,
+    alert_min_severity: Severity = Severity.HIGH,
+    source_name: str | None = None,
+    compresslevel: int | None = None,
+    index_events: bool = False,
+) -> FileResult:
+    """Read a CloudTrail log file from `source`, write its enriched JSON lines (gzip) to `sink`.
+
+    Raises logfile.LogFormatError for a file that cannot be read; what was written to `sink`
+    by then must be discarded by the caller (see scan/ingest, which write to a temporary file).
+    """
+    result = FileResult()
+    writer_options: dict[str, Any] = {}
+    if compresslevel is not None:
+        writer_options["compresslevel"] = compresslevel
+    with EnrichedWriter(sink, **writer_options) as writer:
+        for record in read_records(source):
+            event, matched = enrich_record(record, rules, country_of)
+            writer.write(record)
+            result.records += 1
+            if index_events and isinstance(event_id := record.get("eventID"), str):
+                event_time = record.get("eventTime")
+                result.events.append(
+                    (
+                        event_id,
+                        event_time if isinstance(event_time, str) else None,
+                        record.get("xpriority"),
+                    )
+                )
+            if not matched:
+                continue
+            result.flagged += 1
+            for rule in matched:
+                result.by_severity[rule.severity] += 1
+                if rule.severity >= alert_min_severity:
+                    result.alerts.append(alert_for(event, rule, source_name))
+    result.bytes_out = writer.bytes_in
+    return result

@@ -1,0 +1,442 @@
+"""Athena through aioboto3: the query engine over the enriched copies in S3, and the table's setup.
+
+`AthenaEngine.run` puts the table in place of `{events}`, turns named parameters into positional
+`?` (query.bind) and sends the values as `ExecutionParameters`, never inside the SQL text. It polls
+`GetQueryExecution` with exponential backoff; past `ATHENA_TIMEOUT_S` it calls
+`StopQueryExecution` and raises `QueryTimeout`. FAILED and CANCELLED become `QueryError` carrying
+Athena's reason. Results are read page by page (`NextToken`) and typed from the column metadata.
+
+What no retry can fix (access denied, bad credentials) becomes `AthenaAccessError`, one sentence
+naming the action and the workgroup, like s3.S3AccessError. Throttling and 5xx are retried by
+botocore's adaptive retry mode.
+
+`setup` creates the table (athena_ddl.py) from what discovery finds in the bucket: the trail
+prefix, the organization and the accounts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from umbrellabot.config import Settings
+from umbrellabot.errors import UsageError
+from umbrellabot.model.layout import normalize_prefix
+from umbrellabot.query.athena_ddl import (
+    DEFAULT_START,
+    TableLayout,
+    TableLayoutError,
+    create_database_ddl,
+    create_table_ddl,
+    layout_from_folders,
+    layout_from_prefix,
+    projection_update_ddl,
+)
+from umbrellabot.query.queries import ParamValue, Query, QueryError, QueryTimeout, Row, bind
+from umbrellabot.storage.discovery import discover
+from umbrellabot.storage.s3 import aws_session, client_config, open_bucket
+
+log = logging.getLogger(__name__)
+
+FATAL_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "InvalidClientTokenId",
+        "ExpiredTokenException",
+        "ExpiredToken",
+    }
+)
+TERMINAL_FAILURES = frozenset({"FAILED", "CANCELLED"})
+MAX_PAGE_SIZE = 1000  # GetQueryResults' MaxResults limit
+_INTEGER_TYPES = frozenset({"tinyint", "smallint", "integer", "int", "bigint"})
+_FLOAT_TYPES = frozenset({"double", "float", "real", "decimal"})
+
+StateObserver = Callable[[str, str], None]
+Sleep = Callable[[float], Any]
+
+
+class AthenaAccessError(QueryError):
+    """Athena refused the request itself; str() is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between GetQueryExecution calls: `initial_s`, times `factor`, at most `max_s`."""
+
+    initial_s: float = 0.2
+    factor: float = 2.0
+    max_s: float = 5.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial_s
+        while True:
+            yield delay
+            delay = min(delay * self.factor, self.max_s)
+
+
+def athena_literal(value: ParamValue) -> str:
+    """One value as Athena wants it in `ExecutionParameters`.
+
+    Athena reads each execution parameter as a SQL literal put in place of its `?`, not as a
+    typed value: "For SQL execution parameters to be treated as strings, they must be enclosed
+    in single quotes rather than double quotes" (Athena user guide, "Use parameterized queries",
+    considerations and limitations; `EXECUTE ... USING 'usa'` is the same form). So a string is
+    sent quoted, with each `'` doubled as in any Trino string literal (the only escape a Trino
+    literal has: a backslash is an ordinary character), and a number as its plain text. The value
+    cannot end the literal early, so it can never become SQL (tests/test_athena.py checks the
+    literals with sqlglot's Trino parser and by evaluating them in DuckDB).
+    """
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"cannot pass {value!r} to Athena")
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def parse_array(text: str) -> list[str]:
+    """Athena's text of an array (`[a, b]`) as a list of strings (element types are not in the
+    metadata; elements holding ', ' cannot be told apart, which rule ids never do)."""
+    inner = text.strip()
+    if inner.startswith("[") and inner.endswith("]"):
+        inner = inner[1:-1]
+    return inner.split(", ") if inner else []
+
+
+def convert(text: str | None, kind: str) -> Any:
+    """One cell from its text and Athena's column type; NULL (no VarCharValue) is None."""
+    if text is None:
+        return None
+    kind = kind.lower()
+    if kind in _INTEGER_TYPES:
+        return int(text)
+    if kind in _FLOAT_TYPES:
+        return float(text)
+    if kind == "boolean":
+        return text.lower() == "true"
+    if kind == "array":
+        return parse_array(text)
+    return text  # varchar, char, date, timestamp, json, row, map...
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _describe(err: Exception, action: str, workgroup: str) -> QueryError:
+    if isinstance(err, NoCredentialsError):
+        return AthenaAccessError(
+            "no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,"
+            " or run with an instance or task role)"
+        )
+    if isinstance(err, ClientError):
+        error = err.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = _one_line(str(error.get("Message", ""))).rstrip(".")
+        detail = f"{code}{': ' + message if message else ''}"
+        if code in FATAL_CODES:
+            return AthenaAccessError(
+                f"Athena refused athena:{action} in workgroup {workgroup!r}: {detail}. Check the"
+                " credentials and the IAM policy (athena:StartQueryExecution/GetQueryExecution/"
+                "GetQueryResults/StopQueryExecution, glue:GetTable, s3 on the results prefix)"
+            )
+        return QueryError(f"athena:{action} in workgroup {workgroup!r}: {detail}")
+    return QueryError(f"athena:{action}: {type(err).__name__}: {_one_line(str(err))}")
+
+
+def _failure(query_id: str, label: str, state: str, status: dict[str, Any]) -> str:
+    reason = _one_line(str(status.get("StateChangeReason") or ""))
+    error = status.get("AthenaError") or {}
+    message = _one_line(str(error.get("ErrorMessage") or ""))
+    if message and message not in reason:
+        reason = f"{reason}; {message}" if reason else message
+    return f"Athena query {query_id} ({label}) {state}: {reason or 'Athena gave no reason'}"
+
+
+class AthenaEngine:
+    """query.Engine over the enriched table, through one aioboto3 Athena client."""
+
+    name = "athena"
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        database: str,
+        table: str,
+        workgroup: str,
+        output_location: str,
+        timeout_s: float,
+        backoff: Backoff | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        sleep: Sleep = asyncio.sleep,
+        on_state: StateObserver | None = None,
+    ) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        self._client = client
+        self.database = database
+        self.table = table
+        self.workgroup = workgroup
+        self.output_location = output_location
+        self.timeout_s = timeout_s
+        self.backoff = backoff or Backoff()
+        self.page_size = page_size
+        self._sleep = sleep
+        self._on_state = on_state
+
+    @property
+    def relation(self) -> str:
+        """The table as a Trino relation (names checked by the settings: no quote inside)."""
+        return f'"{self.database}"."{self.table}"'
+
+    async def run(self, query: Query) -> list[Row]:
+        sql = query.sql.replace("{events}", self.relation)
+        text, values = bind(sql, query.all_params())
+        query_id = await self._execute(
+            query.name,
+            QueryString=text,
+            QueryExecutionContext={"Database": self.database},
+            **({"ExecutionParameters": [athena_literal(v) for v in values]} if values else {}),
+        )
+        return await self._results(query_id)
+
+    async def execute_ddl(self, sql: str) -> str:
+        """Run one DDL statement (fully qualified names) to completion; returns the query id."""
+        return await self._execute("ddl", QueryString=sql)
+
+    async def _call(self, operation: str, **params: Any) -> Any:
+        try:
+            return await getattr(self._client, operation)(**params)
+        except (ClientError, BotoCoreError) as err:
+            action = self._client.meta.method_to_api_mapping.get(operation, operation)
+            raise _describe(err, action, self.workgroup) from err
+
+    async def _execute(self, label: str, **params: Any) -> str:
+        started = await self._call(
+            "start_query_execution",
+            WorkGroup=self.workgroup,
+            ResultConfiguration={"OutputLocation": self.output_location},
+            **params,
+        )
+        query_id = str(started["QueryExecutionId"])
+        log.info("Athena query %s (%s) started", query_id, label)
+        try:
+            await self._wait(query_id, label)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._stop(query_id, label))
+            raise
+        return query_id
+
+    async def _wait(self, query_id: str, label: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        delays = self.backoff.delays()
+        while True:
+            response = await self._call("get_query_execution", QueryExecutionId=query_id)
+            status = response.get("QueryExecution", {}).get("Status", {})
+            state = str(status.get("State", ""))
+            log.debug("Athena query %s (%s): %s", query_id, label, state)
+            if self._on_state is not None:
+                self._on_state(query_id, state)
+            if state == "SUCCEEDED":
+                return
+            if state in TERMINAL_FAILURES:
+                raise QueryError(_failure(query_id, label, state, status))
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                await self._stop(query_id, label)
+                raise QueryTimeout(
+                    f"Athena query {query_id} ({label}) did not finish within"
+                    f" {self.timeout_s:g} s (ATHENA_TIMEOUT_S) and was stopped"
+                )
+            await self._sleep(min(next(delays), remaining))
+
+    async def _stop(self, query_id: str, label: str) -> None:
+        try:
+            await self._call("stop_query_execution", QueryExecutionId=query_id)
+        except QueryError as err:
+            log.warning("could not stop Athena query %s (%s): %s", query_id, label, err)
+        else:
+            log.info("Athena query %s (%s) stopped", query_id, label)
+
+    async def _results(self, query_id: str) -> list[Row]:
+        rows: list[Row] = []
+        columns: list[tuple[str, str]] | None = None
+        token: str | None = None
+        while True:
+            extra = {"NextToken": token} if token else {}
+            page = await self._call(
+                "get_query_results",
+                QueryExecutionId=query_id,
+                MaxResults=self.page_size,
+                **extra,
+            )
+            result_set = page.get("ResultSet", {})
+            data = [
+                [cell.get("VarCharValue") for cell in row.get("Data", [])]
+                for row in result_set.get("Rows", [])
+            ]
+            if columns is None:
+                info = result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
+                columns = [(str(c["Name"]), str(c.get("Type", "varchar"))) for c in info]
+                # The first row of the first page repeats the column names (DML results).
+                if data and data[0] == [c.get("Label", c["Name"]) for c in info]:
+                    data = data[1:]
+            rows.extend(
+                {
+                    name: convert(value, kind)
+                    for (name, kind), value in zip(columns, row, strict=False)
+                }
+                for row in data
+            )
+            token = page.get("NextToken")
+            if not token:
+                return rows
+
+
+def require_bucket(settings: Settings) -> str:
+    if not settings.cloudtrail_bucket_name:
+        raise UsageError(
+            "CLOUDTRAIL_BUCKET_NAME is not set (the Athena table reads the enriched copies there"
+            " and query results go under ATHENA_RESULTS_PREFIX)"
+        )
+    return settings.cloudtrail_bucket_name
+
+
+def results_location(settings: Settings) -> str:
+    return f"s3://{require_bucket(settings)}/{normalize_prefix(settings.athena_results_prefix)}"
+
+
+@asynccontextmanager
+async def open_athena(
+    settings: Settings,
+    *,
+    backoff: Backoff | None = None,
+    page_size: int = MAX_PAGE_SIZE,
+    sleep: Sleep = asyncio.sleep,
+    on_state: StateObserver | None = None,
+) -> AsyncIterator[AthenaEngine]:
+    """An AthenaEngine from the settings; AWS_ENDPOINT_URL and the credential chain apply."""
+    output = results_location(settings)
+    session = aws_session()
+    config = client_config(1, settings.s3_max_attempts)
+    async with session.client("athena", region_name=settings.aws_region, config=config) as client:
+        yield AthenaEngine(
+            client,
+            database=settings.athena_database,
+            table=settings.athena_table,
+            workgroup=settings.athena_workgroup,
+            output_location=output,
+            timeout_s=settings.athena_timeout_s,
+            backoff=backoff,
+            page_size=page_size,
+            sleep=sleep,
+            on_state=on_state,
+        )
+
+
+async def discover_layout(settings: Settings) -> TableLayout:
+    """The table's layout from the logs in the bucket; for a bucket without logs yet, from
+    CLOUDTRAIL_INITIAL_PREFIX when it names an account. Raises TableLayoutError otherwise,
+    layout.LayoutError for an impossible prefix, s3.S3AccessError when S3 refuses."""
+    bucket = require_bucket(settings)
+    async with open_bucket(
+        bucket,
+        region=settings.aws_region,
+        concurrency=settings.s3_concurrency,
+        max_attempts=settings.s3_max_attempts,
+    ) as s3:
+        found = await discover(
+            s3,
+            settings.cloudtrail_initial_prefix,
+            exclude=[settings.cloudtrail_processed_prefix, settings.athena_results_prefix],
+        )
+    layout = layout_from_folders(found.regions) or layout_from_prefix(
+        settings.cloudtrail_initial_prefix
+    )
+    if layout is None:
+        raise TableLayoutError(
+            f"no CloudTrail logs found under s3://{bucket}/"
+            f"{normalize_prefix(settings.cloudtrail_initial_prefix)} yet, and"
+            " CLOUDTRAIL_INITIAL_PREFIX names no account to build the table for: set it to"
+            " [prefix/]AWSLogs/[o-org/]<account>/ or run this again once logs arrived"
+        )
+    return layout
+
+
+def table_ddl(settings: Settings, layout: TableLayout, start: date = DEFAULT_START) -> str:
+    return create_table_ddl(
+        database=settings.athena_database,
+        table=settings.athena_table,
+        bucket=require_bucket(settings),
+        processed_prefix=settings.cloudtrail_processed_prefix,
+        layout=layout,
+        start=start,
+    )
+
+
+def setup_statements(
+    settings: Settings, layout: TableLayout, start: date = DEFAULT_START
+) -> list[tuple[str, str]]:
+    """(what it does, DDL) in order: the database unless `default`, the table if missing, then
+    the projection's accounts, regions and location brought up to date."""
+    database, table = settings.athena_database, settings.athena_table
+    statements = []
+    if database != "default":
+        statements.append(
+            (f"database {database}: created if missing", create_database_ddl(database))
+        )
+    statements.append(
+        (f"table {database}.{table}: created if missing", table_ddl(settings, layout, start))
+    )
+    accounts = ", ".join(layout.accounts)
+    org = f", organization {layout.org}" if layout.org else ""
+    statements.append(
+        (
+            f"table {database}.{table}: projection set to accounts {accounts}{org},"
+            f" {len(layout.regions)} regions",
+            projection_update_ddl(
+                database=database,
+                table=table,
+                bucket=require_bucket(settings),
+                processed_prefix=settings.cloudtrail_processed_prefix,
+                layout=layout,
+            ),
+        )
+    )
+    return statements
+
+
+async def setup(
+    settings: Settings, engine: AthenaEngine, layout: TableLayout, start: date = DEFAULT_START
+) -> list[str]:
+    """Run the setup statements (each waits for the previous); returns what was done."""
+    done = []
+    for description, sql in setup_statements(settings, layout, start):
+        query_id = await engine.execute_ddl(sql)
+        done.append(f"{description} (query {query_id})")
+    return done
+
+
+async def setup_table(settings: Settings, start: date = DEFAULT_START) -> list[str]:
+    """Discovery, then setup: what `umbrellabot athena setup` and the daemon's
+    ATHENA_SETUP_ON_START run."""
+    layout = await discover_layout(settings)
+    async with open_athena(settings) as engine:
+        return await setup(settings, engine, layout, start)

@@ -1,0 +1,87 @@
+"""Finding one event by its eventID: the state index first (no query cost), otherwise the query
+engine over a bounded window; then the full record from the processed object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from umbrellabot.query.queries import Engine, TimeRange, event_by_id, valid_event_id
+from umbrellabot.storage.sqlite_state import StateStore
+
+log = logging.getLogger(__name__)
+ReadObject = Callable[[str], Awaitable[bytes]]
+
+
+@dataclass(frozen=True)
+class FoundEvent:
+    record: dict[str, Any]
+    location: str  # the processed key, s3:// URL or local path it was read from
+    via: str  # "index" or the engine's name
+
+
+def record_in(data: bytes, event_id: str) -> dict[str, Any] | None:
+    """The record with `event_id` in an enriched file (gzip JSON lines, or plain)."""
+    text = gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+    needle = orjson.dumps(event_id)
+    for line in io.BytesIO(text):
+        if needle not in line:  # cheap: most lines are other events
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("eventID") == event_id:
+            return record
+    return None
+
+
+class EventLocator:
+    def __init__(
+        self,
+        read_object: ReadObject,
+        *,
+        state: StateStore | None = None,
+        engine: Engine | None = None,
+        window_days: int = 90,
+    ) -> None:
+        self._read = read_object
+        self._state = state
+        self._engine = engine
+        self._window_days = window_days
+
+    async def find(self, event_id: str) -> FoundEvent | None:
+        """Raises query.InvalidQueryInput for anything that is not an eventID, before any
+        lookup, and query.QueryError when the engine fails."""
+        event_id = valid_event_id(event_id)
+        # a thread: the ingest cycle may hold the database for a moment
+        indexed = await asyncio.to_thread(self._state.find_event, event_id) if self._state else None
+        if indexed is not None:
+            record = await self._from(indexed.key, event_id)
+            if record is not None:
+                return FoundEvent(record, indexed.key, "index")
+            log.warning("index points %s at %s, which no longer holds it", event_id, indexed.key)
+        if self._engine is None:
+            return None
+        rows = await self._engine.run(event_by_id(event_id, TimeRange.last(days=self._window_days)))
+        for row in rows:
+            location = str(row.get("path") or "")
+            record = await self._from(location, event_id) if location else None
+            if record is not None:
+                return FoundEvent(record, location, self._engine.name)
+        return None
+
+    async def _from(self, location: str, event_id: str) -> dict[str, Any] | None:
+        try:
+            data = await self._read(location)
+        except FileNotFoundError:
+            return None
+        return record_in(data, event_id)

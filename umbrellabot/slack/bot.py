@@ -1,0 +1,501 @@
+"""The Slack bot: a slack_bolt AsyncApp over Socket Mode that answers `@umbrellabot check out
+<eventID>` (and `show`, `recent`, `status`, `help`) in the thread of the mention.
+
+It runs in the daemon's event loop beside the ingest scheduler, so nothing here blocks: the
+event lookup is async (the state index, then the query engine, which runs in Athena or in a
+thread), state reads go to a thread, and Bolt acknowledges each Socket Mode envelope before the
+listener runs. A lookup is acknowledged in the thread at once ("Looking up …") and answered when
+it is done; `recent`, when its source is slow, the same way.
+
+Decisions:
+- Who may ask: ALLOWED_CHANNELS and ALLOWED_USERS (each optional, empty: anyone/anywhere). A
+  person outside them gets one short, polite refusal in the thread that names no event, rather
+  than silence (which looks like a broken bot); a DM counts as a channel, so with
+  ALLOWED_CHANNELS set, DMs are refused unless their IDs are listed.
+- Messages from bots (any `bot_id`, `bot_message`, or our own user) are ignored, so two bots
+  can never talk to each other in a loop.
+- `recent [N]`: from a RecentSource the daemon passes: `recent_from_outbox` (the alert outbox:
+  what was actually alerted, instant, no query cost; preferred) or `recent_from_engine` (a
+  `recent_alerts` query over the last days). Without one, `recent` says it is not available.
+- Every failure gets a reply: an invalid eventID, an unknown event, a failed query, and any
+  unexpected error (logged with its traceback and a reference that the reply quotes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from umbrellabot import __version__
+from umbrellabot.config import Settings, SettingsError
+from umbrellabot.model.alerts import Alert
+from umbrellabot.model.records import principal_of_identity
+from umbrellabot.model.severity import Severity
+from umbrellabot.query.lookup import EventLocator
+from umbrellabot.query.queries import (
+    Engine,
+    InvalidQueryInput,
+    QueryError,
+    TimeRange,
+    valid_event_id,
+)
+from umbrellabot.query.queries import recent_alerts as recent_alerts_query
+from umbrellabot.query.story import build_story
+from umbrellabot.rules.rule import Rule
+from umbrellabot.slack import commands, replies
+from umbrellabot.storage.sqlite_state import StateStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SLACK_API_URL = "https://slack.com/api/"
+ACK_AFTER_S = 1.0  # a slow `recent` is acknowledged after this long
+SEEN_MENTIONS = 2000  # (channel, ts) remembered so that a redelivered event is answered once
+
+RecentSource = Callable[[int], Awaitable[Sequence[replies.RecentItem]]]
+StatusExtra = Callable[[], Awaitable[Sequence[tuple[str, str]]]]
+
+
+class SlackBotError(Exception):
+    """The bot cannot connect (Slack refused a token or cannot be reached); one line."""
+
+
+class AlertHistory(Protocol):
+    """What `recent_from_outbox` needs of the state store: the newest alerts of the outbox
+    (delivered or not), newest first."""
+
+    def recent_alerts(self, limit: int) -> Sequence[Alert]: ...
+
+
+def items_from_alerts(alerts: Sequence[Alert]) -> list[replies.RecentItem]:
+    """One item per event (its alerts' rules together), in the order given (newest first)."""
+    items: OrderedDict[tuple[str | None, ...], list[Alert]] = OrderedDict()
+    for alert in alerts:
+        key = (alert.event_id, alert.event_time, alert.action, alert.principal)
+        items.setdefault(key, []).append(alert)
+    result = []
+    for group in items.values():
+        first = max(group, key=lambda alert: alert.severity)
+        result.append(
+            replies.RecentItem(
+                event_id=first.event_id,
+                event_time=first.event_time,
+                severity=first.severity,
+                action=first.action,
+                principal=first.principal,
+                source_ip=first.source_ip,
+                country=first.country,
+                rules=tuple(dict.fromkeys(alert.rule_id for alert in group)),
+                error_code=first.error_code,
+            )
+        )
+    return result
+
+
+def recent_from_outbox(store: AlertHistory) -> RecentSource:
+    """`recent` from the alert outbox, read in a thread."""
+
+    async def recent(limit: int) -> Sequence[replies.RecentItem]:
+        # a few more alerts than events: one event may carry several rules
+        alerts = await asyncio.to_thread(store.recent_alerts, limit * 4)
+        return items_from_alerts(alerts)[:limit]
+
+    return recent
+
+
+def _text(row: Mapping[str, Any], name: str) -> str | None:
+    value = row.get(name)
+    return str(value) if value not in (None, "") else None
+
+
+def item_from_row(row: Mapping[str, Any]) -> replies.RecentItem:
+    """A row of query.recent_alerts (SUMMARY_COLUMNS) as a list item."""
+    try:
+        severity: Severity | None = Severity[str(row.get("xpriority"))]
+    except KeyError:
+        severity = None
+    service = (_text(row, "eventsource") or "?").removesuffix(".amazonaws.com")
+    principal = principal_of_identity(
+        _text(row, "identity_type"), _text(row, "principal_arn"), _text(row, "user_name")
+    )
+    rules = row.get("xrules")
+    return replies.RecentItem(
+        event_id=_text(row, "eventid"),
+        event_time=_text(row, "eventtime"),
+        severity=severity,
+        action=f"{service}:{_text(row, 'eventname') or '?'}",
+        principal=principal,
+        source_ip=_text(row, "sourceipaddress"),
+        country=_text(row, "xcountry_code"),
+        rules=tuple(str(rule) for rule in rules) if isinstance(rules, list | tuple) else (),
+        error_code=_text(row, "errorcode"),
+    )
+
+
+def recent_from_engine(engine: Engine, min_severity: Severity, days: int = 7) -> RecentSource:
+    """`recent` as a query over the enriched history of the last `days` days."""
+
+    async def recent(limit: int) -> Sequence[replies.RecentItem]:
+        query = recent_alerts_query(min_severity, limit, TimeRange.last(days=days))
+        return [item_from_row(row) for row in await engine.run(query)]
+
+    return recent
+
+
+def api_url(settings: Settings) -> str:
+    """SLACK_API_URL (with the trailing slash slack_sdk needs) or Slack's own."""
+    url = settings.slack_api_url or SLACK_API_URL
+    return url if url.endswith("/") else url + "/"
+
+
+class _TokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns that the client
+    we hand it wins; that is intended, so the notice is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+def _bolt_logger() -> logging.Logger:
+    logger = logging.getLogger("slack_bolt.AsyncApp")
+    if not any(isinstance(f, _TokenNotice) for f in logger.filters):
+        logger.addFilter(_TokenNotice())
+    return logger
+
+
+class SlackBot:
+    """The AsyncApp with its listeners, and the Socket Mode connection: `await start()` once the
+    loop runs, `await stop()` to leave (waits briefly for answers in flight)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        locator: EventLocator,
+        rules: Sequence[Rule],
+        state: StateStore | None = None,
+        recent: RecentSource | None = None,
+        recent_label: str = "the alert history",
+        status_extra: StatusExtra | None = None,
+        lookup_timeout_s: float | None = None,
+        max_concurrent_lookups: int = 4,
+        ping_interval_s: float = 10,
+        slow_ack_after_s: float = ACK_AFTER_S,
+    ) -> None:
+        if settings.slack_bot_token is None:
+            raise SettingsError("SLACK_BOT_TOKEN is not set (the bot needs a xoxb- token)")
+        if settings.slack_app_token is None:
+            raise SettingsError("SLACK_APP_TOKEN is not set (Socket Mode needs a xapp- token)")
+        self.settings = settings
+        self.rules = list(rules)
+        self._locator = locator
+        self._state = state
+        self._recent = recent
+        self._recent_label = recent_label
+        self._status_extra = status_extra
+        self._lookup_timeout_s = lookup_timeout_s or settings.athena_timeout_s + 30
+        self._lookups = asyncio.Semaphore(max_concurrent_lookups)
+        self._ping_interval_s = ping_interval_s
+        self._slow_ack_after_s = slow_ack_after_s
+        self._allowed_channels = frozenset(settings.allowed_channels)
+        self._allowed_users = frozenset(settings.allowed_users)
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._handler: AsyncSocketModeHandler | None = None
+        self.bot_user_id: str | None = None
+        self.bot_id: str | None = None
+        self.bot_name = "umbrellabot"
+        self.client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(),
+            base_url=api_url(settings),
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+            ],
+        )
+        self.app = AsyncApp(
+            client=self.client,
+            logger=_bolt_logger(),
+            name="umbrellabot",
+            request_verification_enabled=False,  # Socket Mode: no HTTP requests to verify
+        )
+        self.app.event("app_mention")(self._on_mention)
+        self.app.event("message")(self._on_message)
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Check both tokens (auth.test, apps.connections.open), then open the Socket Mode
+        connection. Raises SlackBotError when Slack refuses a token or cannot be reached; once
+        connected, slack_sdk reconnects by itself (disconnect messages, stale pings)."""
+        try:
+            auth = await self.client.auth_test()
+        except SlackApiError as err:
+            error = err.response.get("error")
+            raise SlackBotError(f"Slack refused SLACK_BOT_TOKEN: {error}") from None
+        except SlackClientError as err:
+            raise SlackBotError(f"cannot reach Slack at {api_url(self.settings)}: {err}") from None
+        self.bot_user_id = auth.get("user_id")
+        self.bot_id = auth.get("bot_id")
+        self.bot_name = str(auth.get("user") or self.bot_name)
+        assert self.settings.slack_app_token is not None  # checked in __init__
+        handler = AsyncSocketModeHandler(
+            self.app,
+            self.settings.slack_app_token.get_secret_value(),
+            web_client=self.client,
+            ping_interval=self._ping_interval_s,
+        )
+        try:
+            # Asked here, so that a refused app token is an error and not an endless retry.
+            handler.client.wss_uri = await handler.client.issue_new_wss_url()
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+        except BaseException as err:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+            if isinstance(err, SlackApiError):
+                error = err.response.get("error")
+                raise SlackBotError(f"Slack refused SLACK_APP_TOKEN: {error}") from None
+            if isinstance(err, SlackClientError):
+                raise SlackBotError(f"cannot open Socket Mode: {err}") from None
+            raise
+        self._handler = handler
+        log.info("Slack bot connected as %s (%s)", self.bot_name, self.bot_user_id)
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Close the connection; answers in flight get `grace_s` to finish, then are cancelled."""
+        if self._handler is not None:
+            handler, self._handler = self._handler, None
+            await handler.close_async()  # type: ignore[no-untyped-call]
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            _, still = await asyncio.wait(pending, timeout=grace_s)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+
+    async def __aenter__(self) -> SlackBot:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def socket_client(self) -> Any:
+        """The slack_sdk SocketModeClient (None before start)."""
+        return self._handler.client if self._handler is not None else None
+
+    async def idle(self) -> None:
+        """Wait until no answer is in flight (for tests and shutdown)."""
+        while pending := [task for task in self._tasks if not task.done()]:
+            await asyncio.wait(pending)
+
+    # events
+
+    async def _on_mention(self, event: dict[str, Any]) -> None:
+        await self._handle(event)
+
+    async def _on_message(self, event: dict[str, Any]) -> None:
+        # Only direct messages; a mention in a channel arrives as app_mention as well.
+        if event.get("channel_type") == "im" and not event.get("subtype"):
+            await self._handle(event)
+
+    def _from_a_bot(self, event: Mapping[str, Any]) -> bool:
+        return bool(
+            event.get("bot_id")
+            or event.get("subtype") == "bot_message"
+            or event.get("bot_profile")
+            or (self.bot_user_id is not None and event.get("user") == self.bot_user_id)
+        )
+
+    def _first_time(self, channel: str, ts: str) -> bool:
+        key = (channel, ts)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        while len(self._seen) > SEEN_MENTIONS:
+            self._seen.popitem(last=False)
+        return True
+
+    async def _handle(self, event: dict[str, Any]) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        if self._from_a_bot(event):
+            return
+        channel = str(event.get("channel") or "")
+        ts = str(event.get("ts") or "")
+        if not channel or not self._first_time(channel, ts):
+            return
+        thread = str(event.get("thread_ts") or ts) or None
+        user = str(event.get("user") or "")
+        if self._allowed_channels and channel not in self._allowed_channels:
+            log.info("refused a request from %s in %s: channel not allowed", user, channel)
+            await self._post(channel, thread, replies.not_allowed("channel"))
+            return
+        if self._allowed_users and user not in self._allowed_users:
+            log.info("refused a request from %s in %s: user not allowed", user, channel)
+            await self._post(channel, thread, replies.not_allowed("user"))
+            return
+        command = commands.parse(str(event.get("text") or ""))
+        try:
+            await self._answer(command, channel, thread)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            reference = uuid.uuid4().hex[:8]
+            log.exception("answering %r in %s failed (reference %s)", command, channel, reference)
+            await self._post(channel, thread, replies.something_went_wrong(reference))
+
+    async def _answer(self, command: commands.Command, channel: str, thread: str | None) -> None:
+        match command:
+            case commands.CheckOut(event_id=typed, verb=verb):
+                await self._check_out(typed, verb, channel, thread)
+            case commands.Status():
+                await self._post(channel, thread, replies.status_reply(await self.status_info()))
+            case commands.Recent(limit=limit, note=note):
+                await self._recent_alerts(limit, note, channel, thread)
+            case commands.Unknown(text=text):
+                await self._post(channel, thread, replies.unknown_command(text, self.bot_name))
+            case commands.Help():
+                await self._post(channel, thread, replies.help_reply(self.bot_name))
+
+    # commands
+
+    async def _check_out(self, typed: str, verb: str, channel: str, thread: str | None) -> None:
+        try:
+            event_id = valid_event_id(typed)  # before anything else: no lookup of junk
+        except InvalidQueryInput:
+            await self._post(channel, thread, replies.invalid_event_id(typed, verb))
+            return
+        await self._post(channel, thread, replies.looking_up(event_id))
+        try:
+            async with self._lookups, asyncio.timeout(self._lookup_timeout_s):
+                found = await self._locator.find(event_id)
+        except InvalidQueryInput:
+            await self._post(channel, thread, replies.invalid_event_id(typed, verb))
+            return
+        except QueryError as err:
+            log.warning("lookup of %s failed: %s", event_id, err)
+            reason = str(err) or type(err).__name__
+            await self._post(channel, thread, replies.query_failed(event_id, reason))
+            return
+        except TimeoutError:
+            reason = f"no answer within {self._lookup_timeout_s:.0f} s"
+            await self._post(channel, thread, replies.query_failed(event_id, reason))
+            return
+        if found is None:
+            days = self.settings.event_lookup_days
+            await self._post(channel, thread, replies.not_found(event_id, days))
+            return
+        story = build_story(found.record, self.rules, found.location)
+        record_text = replies.record_json(story)
+        filename = replies.upload_filename(story) if replies.needs_upload(record_text) else None
+        reply = replies.event_story(
+            story, via=found.via, record_text=record_text, attachment=filename
+        )
+        await self._post(channel, thread, reply)
+        if filename is not None:
+            await self._upload_record(channel, thread, event_id, filename, record_text)
+
+    async def _upload_record(
+        self, channel: str, thread: str | None, event_id: str, filename: str, text: str
+    ) -> None:
+        try:
+            await self.client.files_upload_v2(
+                channel=channel,
+                thread_ts=thread,
+                content=text,
+                filename=filename,
+                title=f"CloudTrail event {event_id}",
+                snippet_type="json",
+            )
+        except (SlackApiError, SlackClientError) as err:
+            reason = str(err.response.get("error")) if isinstance(err, SlackApiError) else str(err)
+            log.warning("uploading the record of %s failed: %s", event_id, reason)
+            await self._post(channel, thread, replies.upload_failed(event_id, reason, text))
+
+    async def status_info(self) -> replies.StatusInfo:
+        last_cycle: Mapping[str, Any] | None = None
+        depth: int | None = None
+        if self._state is not None:
+            state = self._state
+            last_cycle, depth = await asyncio.to_thread(
+                lambda: (state.last_cycle(), state.outbox_depth())
+            )
+        extra: Sequence[tuple[str, str]] = ()
+        if self._status_extra is not None:
+            extra = await self._status_extra()
+        return replies.StatusInfo(
+            version=__version__,
+            rules_loaded=len(self.rules),
+            rules_enabled=sum(rule.enabled for rule in self.rules),
+            last_cycle=last_cycle,
+            outbox_depth=depth,
+            extra=extra,
+        )
+
+    async def _recent_alerts(
+        self, limit: int, note: str | None, channel: str, thread: str | None
+    ) -> None:
+        if self._recent is None:
+            await self._post(channel, thread, replies.recent_unavailable())
+            return
+        try:
+            items = await self._acknowledged_if_slow(
+                self._recent(limit), channel, thread, replies.fetching_recent(limit)
+            )
+        except QueryError as err:
+            log.warning("recent alerts failed: %s", err)
+            reply = replies.query_failed("recent alerts", str(err) or type(err).__name__)
+            await self._post(channel, thread, reply)
+            return
+        reply = replies.recent_reply(items, limit, source=self._recent_label, note=note)
+        await self._post(channel, thread, reply)
+
+    async def _acknowledged_if_slow(
+        self, work: Awaitable[T], channel: str, thread: str | None, ack: replies.Reply
+    ) -> T:
+        task = asyncio.ensure_future(work)
+        done, _ = await asyncio.wait({task}, timeout=self._slow_ack_after_s)
+        if not done:
+            await self._post(channel, thread, ack)
+        return await task
+
+    # posting
+
+    async def _post(self, channel: str, thread: str | None, reply: replies.Reply) -> str | None:
+        """Post in the thread; Slack trouble is logged (there is no one else to tell)."""
+        started = time.monotonic()
+        try:
+            response = await self.client.chat_postMessage(
+                channel=channel,
+                thread_ts=thread,
+                text=reply.text,
+                blocks=reply.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as err:
+            log.warning("posting to %s failed: %s", channel, err.response.get("error"))
+            return None
+        except SlackClientError as err:
+            log.warning("posting to %s failed: %s", channel, err)
+            return None
+        log.debug("posted to %s in %.3f s", channel, time.monotonic() - started)
+        ts = response.get("ts")
+        return str(ts) if ts else None

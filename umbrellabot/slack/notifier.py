@@ -1,0 +1,531 @@
+"""Alerts from the durable outbox to Slack (a `delivery.Notifier`), and the choice of notifier.
+
+- Channel: the rule's own channel when it names one, else `SLACK_CHANNEL` (an ID or a name).
+- `ALERT_MIN_SEVERITY`: alerts below it are not posted; they are handed back as handled so that
+  they leave the outbox (enrichment already drops them; they only appear when the threshold was
+  raised while alerts were waiting).
+- Never twice: the outbox is unique per (eventID, rule); each alert is marked delivered in the
+  state store as soon as Slack accepted its message (with its roll-up count, in one transaction),
+  so a crash later in the round does not post it again.
+- Never lost: a Slack outage, HTTP 5xx, network error, rate limit still in force after the SDK's
+  retries, or a refusal such as `channel_not_found` stops the round for that channel; its
+  undelivered alerts stay in the outbox with `next_attempt_at` pushed back (exponential, capped;
+  at least Retry-After). A message Slack refuses for its content is sent once more as plain text.
+- HTTP 429: slack_sdk's `AsyncRateLimitErrorRetryHandler` waits Retry-After and retries; 5xx and
+  connection errors get a few quick retries too. Posts to one channel are spaced by at least
+  `SLACK_POST_INTERVAL_S` (default 1 s), channels are served concurrently.
+- Roll-up, per channel, rule and principal, in windows of `SLACK_ROLLUP_WINDOW_MINUTES` (M) that
+  start with the first alert delivered: the first `SLACK_ROLLUP_THRESHOLD` (N) alerts are posted
+  on their own; the next one opens a parent message ("K alerts for P within M minutes"), the rest
+  are listed in its thread (as few replies as Slack's limits allow, up to 100 alerts each), and
+  the parent's count is kept up to date with chat.update. Windows are in the state store
+  (`slack_rollups`), so a restart continues the same roll-up. A burst of 500 alerts of one rule
+  and principal is N + 1 + 5 posts, not 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from rich.console import Console
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.jitter import Jitter
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+
+from umbrellabot.app.delivery import ConsoleNotifier, Notifier
+from umbrellabot.config import Settings
+from umbrellabot.errors import UsageError
+from umbrellabot.model.alerts import Alert
+from umbrellabot.model.severity import Severity
+from umbrellabot.rules.rule import Rule
+from umbrellabot.slack.alert_messages import (
+    Message,
+    alert_message,
+    cycle_summary_message,
+    rollup_message,
+    rollup_replies,
+)
+from umbrellabot.storage.sqlite_state import PendingAlert, RollupWindow, StateStore
+
+if TYPE_CHECKING:
+    from umbrellabot.model.report import CycleReport
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://slack.com/api/"
+# refusals about the message itself: sent again as plain text, then left for a later round
+_CONTENT_ERRORS = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "too_many_attachments",
+        "invalid_attachments",
+        "invalid_arguments",
+    }
+)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[Any]]
+RollupKey = tuple[str, str]  # (rule id, principal)
+
+
+class SlackSettingsError(UsageError):
+    """Slack alerts are configured incompletely."""
+
+
+class _ServerErrorRetryHandler(AsyncServerErrorRetryHandler):
+    """slack_sdk's server-error handler retries 500 and 503 only; any 5xx is worth a retry."""
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and response.status_code >= 500
+
+
+class _ProportionalJitter(Jitter):
+    """Up to the interval again (slack_sdk's RandomJitter adds up to a whole second, whatever
+    the interval)."""
+
+    def recalculate(self, duration: float) -> float:
+        return duration * (1 + random.random())
+
+
+def slack_client(
+    settings: Settings,
+    *,
+    server_error_retries: int = 2,
+    retry_backoff_s: float = 0.5,
+    rate_limit_retries: int = 3,
+    timeout_s: int = 30,
+) -> AsyncWebClient:
+    """The Web API client for alerts: 429 waits Retry-After (slack_sdk's handler), 5xx and
+    connection errors are retried a few times with exponential backoff."""
+    if settings.slack_bot_token is None:
+        raise SlackSettingsError("SLACK_BOT_TOKEN is not set")
+    backoff = BackoffRetryIntervalCalculator(
+        backoff_factor=retry_backoff_s, jitter=_ProportionalJitter()
+    )
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url or DEFAULT_API_URL,
+        timeout=timeout_s,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+            _ServerErrorRetryHandler(
+                max_retry_count=server_error_retries, interval_calculator=backoff
+            ),
+        ],
+    )
+
+
+def rule_channels(rules: Iterable[Rule]) -> dict[str, str]:
+    """rule id -> the channel the rule names, for the rules that name one."""
+    return {rule.id: rule.channel for rule in rules if rule.channel}
+
+
+class _Stop(Exception):
+    """Posting to this channel cannot go on in this round (outage, 5xx, auth, channel...)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _Refused(Exception):
+    """Slack refused this one message for its content."""
+
+
+def _describe(err: Exception) -> tuple[str, float | None]:
+    """A short reason (never the token or the payload) and Retry-After, if Slack sent one."""
+    if isinstance(err, SlackApiError):
+        response = err.response
+        status = getattr(response, "status_code", None)
+        data = getattr(response, "data", None)
+        error = data.get("error") if isinstance(data, dict) else None
+        retry_after: float | None = None
+        headers = getattr(response, "headers", None) or {}
+        for name, value in dict(headers).items():
+            if str(name).lower() == "retry-after":
+                raw = value[0] if isinstance(value, list) and value else value
+                try:
+                    retry_after = float(raw)
+                except (TypeError, ValueError):
+                    retry_after = None
+        return f"slack: HTTP {status}" + (f" {error}" if error else ""), retry_after
+    return f"slack: {type(err).__name__}: {err}"[:300], None
+
+
+class _Pacer:
+    """At least `interval` seconds between the end of one post and the start of the next, per
+    channel (Slack allows about one message per second per channel)."""
+
+    def __init__(self, interval: float, monotonic: Clock, sleep: Sleep) -> None:
+        self._interval = interval
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._last: dict[str, float] = {}
+
+    async def wait(self, channel: str) -> None:
+        last = self._last.get(channel)
+        if last is not None:
+            delay = last + self._interval - self._monotonic()
+            if delay > 0:
+                await self._sleep(delay)
+
+    def done(self, channel: str) -> None:
+        self._last[channel] = self._monotonic()
+
+
+class SlackNotifier:
+    """`delivery.Notifier` for Slack; see the module docstring for what it guarantees."""
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        state: StateStore,
+        *,
+        channel: str,
+        rule_channels: Mapping[str, str] | None = None,
+        min_severity: Severity = Severity.HIGH,
+        rollup_threshold: int = 5,
+        rollup_window_minutes: int = 10,
+        post_interval_s: float = 1.0,
+        cycle_summary: bool = False,
+        retry_base_s: float = 30.0,
+        retry_max_s: float = 900.0,
+        clock: Clock = time.time,
+        monotonic: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.client = client
+        self._state = state
+        self.channel = channel
+        self._rule_channels = dict(rule_channels or {})
+        self._min_severity = min_severity
+        self._threshold = max(rollup_threshold, 1)
+        self._window_minutes = rollup_window_minutes
+        self._window_s = rollup_window_minutes * 60.0
+        self._cycle_summary = cycle_summary
+        self._retry_base_s = retry_base_s
+        self._retry_max_s = retry_max_s
+        self._clock = clock
+        self._pacer = _Pacer(post_interval_s, monotonic, sleep)
+        self.posts = 0  # chat.postMessage calls Slack accepted
+        self.updates = 0  # chat.update calls Slack accepted
+        self.skipped = 0  # alerts below min_severity, handled without a post
+        self.failures = 0  # delivery rounds to a channel cut short (outage, 5xx, refusal)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        state: StateStore,
+        rule_channels: Mapping[str, str] | None = None,
+        *,
+        client: AsyncWebClient | None = None,
+        **options: Any,
+    ) -> SlackNotifier:
+        if not settings.slack_channel:
+            raise SlackSettingsError("SLACK_CHANNEL is not set (alerts need it with a bot token)")
+        return cls(
+            client or slack_client(settings),
+            state,
+            channel=settings.slack_channel,
+            rule_channels=rule_channels,
+            min_severity=settings.alert_min_severity,
+            rollup_threshold=settings.slack_rollup_threshold,
+            rollup_window_minutes=settings.slack_rollup_window_minutes,
+            post_interval_s=settings.slack_post_interval_s,
+            cycle_summary=settings.slack_cycle_summary,
+            **options,
+        )
+
+    def channel_for(self, alert: Alert) -> str:
+        return self._rule_channels.get(alert.rule_id) or self.channel
+
+    # delivery.Notifier
+
+    async def deliver(self, alerts: Sequence[PendingAlert]) -> list[int]:
+        now = self._clock()
+        self._state.prune_rollups(now - self._window_s - 86_400)
+        handled: list[int] = []
+        by_channel: dict[str, list[PendingAlert]] = {}
+        for pending in alerts:
+            if pending.alert.severity < self._min_severity:
+                handled.append(pending.id)
+                continue
+            by_channel.setdefault(self.channel_for(pending.alert), []).append(pending)
+        if handled:
+            self.skipped += len(handled)
+            log.info(
+                "%d alert(s) below ALERT_MIN_SEVERITY=%s not posted",
+                len(handled),
+                self._min_severity.label,
+            )
+        results = await asyncio.gather(
+            *(self._deliver_channel(channel, items, now) for channel, items in by_channel.items())
+        )
+        for delivered in results:
+            handled.extend(delivered)
+        return handled
+
+    # one channel
+
+    async def _deliver_channel(
+        self, channel: str, items: list[PendingAlert], now: float
+    ) -> list[int]:
+        delivered: list[int] = []
+        failed: set[int] = set()
+        windows: dict[RollupKey, RollupWindow] = {}
+        planned: dict[RollupKey, int] = {}
+        individual: list[tuple[RollupKey, PendingAlert]] = []
+        rolled: dict[RollupKey, list[PendingAlert]] = {}
+        for pending in items:
+            key = (pending.alert.rule_id, pending.alert.principal or "")
+            if key not in windows:
+                windows[key] = self._state.rollup_window(
+                    channel, key[0], key[1], now - self._window_s
+                ) or RollupWindow(channel, key[0], key[1], now)
+                planned[key] = windows[key].alerts
+            if planned[key] < self._threshold:
+                individual.append((key, pending))
+            else:
+                rolled.setdefault(key, []).append(pending)
+            planned[key] += 1
+        try:
+            for key, pending in individual:
+                if await self._post_alert(channel, pending, failed):
+                    window = windows[key]
+                    window.alerts += 1
+                    _extend(window, [pending.alert])
+                    self._state.save_rollup(window, [pending.id])
+                    delivered.append(pending.id)
+            for key, group in rolled.items():
+                await self._deliver_rolled(channel, windows[key], group, delivered, failed)
+        except _Stop as stop:
+            self.failures += 1
+            done = set(delivered) | failed
+            left = [p for p in items if p.id not in done]
+            log.warning(
+                "Slack delivery to %s stopped (%s); %d alert(s) stay in the outbox",
+                channel,
+                stop.reason,
+                len(left),
+            )
+            for pending in left:
+                self._fail(pending, stop.reason, stop.retry_after)
+        return delivered
+
+    async def _post_alert(self, channel: str, pending: PendingAlert, failed: set[int]) -> bool:
+        message = alert_message(pending.alert)
+        try:
+            await self._post(channel, message)
+        except _Refused as refused:
+            log.warning("Slack refused alert %d (%s); sending it as text", pending.id, refused)
+            try:
+                await self._post(channel, Message(message.text, []))
+            except _Refused as again:
+                self._fail(pending, str(again), None)
+                failed.add(pending.id)
+                return False
+        return True
+
+    async def _deliver_rolled(
+        self,
+        channel: str,
+        window: RollupWindow,
+        group: list[PendingAlert],
+        delivered: list[int],
+        failed: set[int],
+    ) -> None:
+        sample = group[0].alert
+        shown = window.alerts  # the count the parent shows (an existing parent: updated below)
+        if window.parent_ts is None:
+            planned = window.alerts + len(group)
+            first, last = _span(window, [p.alert for p in group])
+            try:
+                parent_channel, ts = await self._post(
+                    channel, self._parent(sample, planned, first, last)
+                )
+            except _Refused as refused:
+                for pending in group:
+                    self._fail(pending, str(refused), None)
+                    failed.add(pending.id)
+                return
+            window.parent_channel, window.parent_ts = parent_channel, ts
+            self._state.save_rollup(window)
+            shown = planned
+        offset = 0
+        for reply in rollup_replies([p.alert for p in group], window.alerts + 1):
+            chunk = group[offset : offset + reply.alerts]
+            offset += reply.alerts
+            try:
+                await self._post(
+                    channel, reply.message, thread_ts=window.parent_ts, to=window.parent_channel
+                )
+            except _Refused as refused:
+                for pending in chunk:
+                    self._fail(pending, str(refused), None)
+                    failed.add(pending.id)
+                continue
+            except _Stop:
+                if shown != window.alerts:  # some replies went out: show them in the count
+                    await self._update_parent(window, sample)
+                raise
+            window.alerts += len(chunk)
+            _extend(window, [p.alert for p in chunk])
+            self._state.save_rollup(window, [p.id for p in chunk])
+            delivered.extend(p.id for p in chunk)
+        if shown != window.alerts:
+            await self._update_parent(window, sample)
+
+    def _parent(self, sample: Alert, total: int, first: str | None, last: str | None) -> Message:
+        return rollup_message(
+            sample,
+            total=total,
+            individual=min(self._threshold, total),
+            first_event_time=first,
+            last_event_time=last,
+            window_minutes=self._window_minutes,
+        )
+
+    async def _update_parent(self, window: RollupWindow, sample: Alert) -> None:
+        """Best effort: the alerts are delivered either way; the next round updates again."""
+        if window.parent_channel is None or window.parent_ts is None:
+            return
+        message = self._parent(
+            sample, window.alerts, window.first_event_time, window.last_event_time
+        )
+        try:
+            await self.client.chat_update(
+                channel=window.parent_channel,
+                ts=window.parent_ts,
+                text=message.text,
+                blocks=message.blocks,
+            )
+            self.updates += 1
+        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as err:
+            log.warning("could not update the roll-up count in Slack: %s", _describe(err)[0])
+
+    # Slack calls
+
+    async def _post(
+        self,
+        channel: str,
+        message: Message,
+        thread_ts: str | None = None,
+        to: str | None = None,
+    ) -> tuple[str, str]:
+        """chat.postMessage to `to` (default `channel`), paced per `channel` (the configured
+        name or ID); returns (channel ID, ts)."""
+        await self._pacer.wait(channel)
+        try:
+            response = await self.client.chat_postMessage(
+                channel=to or channel,
+                text=message.text,
+                blocks=message.blocks or None,
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                link_names=False,
+            )
+        except SlackApiError as err:
+            reason, retry_after = _describe(err)
+            data = getattr(err.response, "data", None)
+            error = data.get("error") if isinstance(data, dict) else None
+            if getattr(err.response, "status_code", None) == 200 and error in _CONTENT_ERRORS:
+                raise _Refused(reason) from None
+            raise _Stop(reason, retry_after) from None
+        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as err:
+            raise _Stop(_describe(err)[0]) from None
+        finally:
+            self._pacer.done(channel)
+        self.posts += 1
+        return str(response.get("channel") or channel), str(response.get("ts"))
+
+    def _fail(self, pending: PendingAlert, reason: str, retry_after: float | None) -> None:
+        delay = min(self._retry_base_s * 2 ** max(pending.attempts, 0), self._retry_max_s)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        self._state.mark_delivery_failed(pending.id, reason, self._clock() + delay)
+
+    # the optional cycle summary
+
+    async def post_summary(
+        self,
+        *,
+        files: int,
+        records: int = 0,
+        alerts: int = 0,
+        failed: int = 0,
+        by_severity: Mapping[Severity, int] | None = None,
+    ) -> bool:
+        """Post "Processed N log files ..." to SLACK_CHANNEL when SLACK_CYCLE_SUMMARY is on and
+        the cycle processed files. Best effort: returns whether it was posted."""
+        if not self._cycle_summary or files <= 0:
+            return False
+        message = cycle_summary_message(
+            files=files, records=records, alerts=alerts, failed=failed, by_severity=by_severity
+        )
+        try:
+            await self._post(self.channel, message)
+        except (_Stop, _Refused) as err:
+            log.warning("cycle summary not posted: %s", err)
+            return False
+        return True
+
+    async def post_cycle_summary(self, report: CycleReport) -> bool:
+        return await self.post_summary(
+            files=report.files,
+            records=report.records,
+            alerts=report.new_alerts,
+            failed=len(report.failed) + len(report.abandoned),
+            by_severity=report.by_severity,
+        )
+
+
+def _span(window: RollupWindow, alerts: Sequence[Alert]) -> tuple[str | None, str | None]:
+    times = [t for t in (window.first_event_time, window.last_event_time) if t]
+    times += [a.event_time for a in alerts if a.event_time]
+    return (min(times), max(times)) if times else (None, None)
+
+
+def _extend(window: RollupWindow, alerts: Sequence[Alert]) -> None:
+    window.first_event_time, window.last_event_time = _span(window, alerts)
+
+
+def notifier_for(
+    settings: Settings,
+    state: StateStore,
+    console: Console,
+    rule_channels: Mapping[str, str] | None = None,
+    **options: Any,
+) -> Notifier:
+    """Slack when a bot token is configured, else the console (the embedded default)."""
+    if settings.slack_enabled():
+        return SlackNotifier.from_settings(settings, state, rule_channels, **options)
+    return ConsoleNotifier(console)

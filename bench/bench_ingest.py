@@ -5,7 +5,7 @@ a test.
 
 moto's S3 server (ThreadedMotoServer on 127.0.0.1, in a child process: see `MotoHost`) stands in
 for S3; AWS_ENDPOINT_URL points botocore at it, with fake credentials. Each cycle is a real
-`Ingestor.run_cycle` from `daemon.ingestor(settings)`. Measured:
+`Ingestor.run_cycle` from `services.ingestor(settings)`. Measured:
 
   1. S3 requests per cycle, independent of history. One bucket with --history-days days x 2
      accounts x 3 regions x 288 files a day (103,680 log files for 60 days, plus the processed
@@ -53,12 +53,12 @@ from typing import Any
 import orjson
 from bench_enrich import synthetic_record  # bench/ is sys.path[0] when run as a script
 
-from umbrellabot.app import daemon
+from umbrellabot.app import services
 from umbrellabot.app.ingest import Ingestor
 from umbrellabot.config import Settings
 from umbrellabot.model.layout import lookback_days, output_key
 from umbrellabot.model.report import CycleReport
-from umbrellabot.storage.sqlite_state import StateStore
+from umbrellabot.storage.sqlite import SqliteState
 
 LOOKBACK_DAYS = 2  # the default LOOKBACK_DAYS: yesterday and today (UTC)
 ACCOUNTS = ("111122223333", "444455556666")
@@ -309,11 +309,11 @@ def setup_history(
     # Ingestor._process commits after uploading the enriched copy (status done, the ETag S3
     # reports, which for a single-part PUT is the same in ListObjectsV2 as in GetObject, the
     # output key, the record count). Its events and alerts are left out: what a cycle reads to
-    # decide what to do is the files table only (StateStore.file_states, needs_work).
-    store = StateStore(settings.state_dir)
+    # decide what to do is the files table only (the file ledger's file_states, needs_work).
+    store = SqliteState(settings.state_dir)
     try:
         for key in day_keys(lookback_days(today, LOOKBACK_DAYS)):
-            store.record_done(key, etags[key], output_key(PROCESSED, key), 1, [], [])
+            store.files.record_done(key, etags[key], output_key(PROCESSED, key), 1, [], [])
     finally:
         store.close()
     return HistoryBucket(label, bucket, len(items), settings)
@@ -374,7 +374,7 @@ async def measure_requests(host: MotoHost, root: Path, history_days: int) -> int
         for i in range(NEW_FILES)
     ]
     for bucket in buckets:
-        async with daemon.ingestor(bucket.settings) as runner:
+        async with services.ingestor(bucket.settings) as runner:
             bucket.cycles[CYCLES[0]] = await measured_cycle(runner, host)
             host.put(bucket.bucket, new_files)
             bucket.cycles[CYCLES[1]] = await measured_cycle(runner, host)
@@ -460,9 +460,9 @@ async def backlog_cycle(
     ]
     host.put(bucket, warmup)
     children_before = children_cpu_s()
-    async with daemon.ingestor(settings) as runner:
+    async with services.ingestor(settings) as runner:
         warm = await runner.run_cycle()
-        gc.freeze()  # as the daemon does once it is wired (daemon.Daemon.run)
+        gc.freeze()  # as the daemon does once it is wired (app.daemon.Daemon.run)
         host.put(bucket, backlog.items)  # CloudTrail delivered a backlog meanwhile
         cycle = await measured_cycle(runner, host)
     workers_cpu = children_cpu_s() - children_before  # the pool, joined at close; and its start

@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from umbrellabot import cli
+from umbrellabot.app import wiring
+from umbrellabot.app.wiring import open_athena
 from umbrellabot.config import Settings
 from umbrellabot.model.layout import RegionFolder, output_key
 from umbrellabot.query import athena
@@ -39,7 +41,6 @@ from umbrellabot.query.athena import (
     Backoff,
     athena_literal,
     convert,
-    open_athena,
     parse_array,
 )
 from umbrellabot.query.athena_ddl import (
@@ -599,10 +600,10 @@ async def test_projection_matches_the_processed_layout(
         s3.put_object(Bucket=bucket, Key=key, Body=log_bytes([record()]))
     settings = settings_for(bucket, tmp_path, cloudtrail_processed_prefix="enriched/x")
 
-    layout = await athena.discover_layout(settings)  # discovery from the bucket root
+    layout = await wiring.discover_layout(settings)  # discovery from the bucket root
 
     assert layout == TableLayout(trail_prefix, org, (ACCOUNT_A, ACCOUNT_B), COMMERCIAL_REGIONS)
-    _, properties = table_properties(athena.table_ddl(settings, layout))
+    _, properties = table_properties(wiring.table_ddl(settings, layout))
     template = properties["storage.location.template"]
     for key, account, region in zip(
         keys, (ACCOUNT_A, ACCOUNT_B), ("us-east-1", "eu-west-1"), strict=True
@@ -638,10 +639,10 @@ async def test_empty_bucket_uses_the_initial_prefix_or_says_what_to_set(
     named = settings_for(
         bucket, tmp_path, cloudtrail_initial_prefix=f"custom/AWSLogs/{ORG}/{ACCOUNT_B}/CloudTrail/"
     )
-    layout = await athena.discover_layout(named)
+    layout = await wiring.discover_layout(named)
     assert (layout.trail_prefix, layout.org, layout.accounts) == ("custom/", ORG, (ACCOUNT_B,))
     with pytest.raises(TableLayoutError, match="no CloudTrail logs found under"):
-        await athena.discover_layout(settings_for(bucket, tmp_path))
+        await wiring.discover_layout(settings_for(bucket, tmp_path))
 
 
 @pytest.mark.parametrize(

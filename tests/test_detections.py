@@ -17,25 +17,24 @@ import orjson
 import pytest
 from builders import ACCOUNT_A, log_key
 
+from umbrellabot.app.wiring import detection_paths, duckdb_engine
 from umbrellabot.config import Settings
+from umbrellabot.model.alerts import alert_from_json, dedup_key
 from umbrellabot.model.severity import Severity
+from umbrellabot.query.detection_plans import plan
+from umbrellabot.query.detection_runs import DetectionRunError, alerts_for, run_detections
 from umbrellabot.query.detections import (
     Detection,
     DetectionError,
     DetectionResult,
-    DetectionRunError,
-    alerts_for,
-    configured_paths,
     default_detections_path,
     format_duration,
     load_detections,
     parse_duration,
-    plan,
-    run_detections,
 )
 from umbrellabot.query.duckdb_engine import DuckDBEngine
 from umbrellabot.query.queries import iso
-from umbrellabot.storage.sqlite_state import StateStore, alert_from_json, dedup_key
+from umbrellabot.storage.sqlite import SqliteState
 
 DAY = date(2026, 3, 10)
 NOW = datetime(2026, 3, 10, 12, 7, tzinfo=UTC)
@@ -581,11 +580,11 @@ async def test_reruns_in_a_window_are_one_alert_in_the_outbox(
     assert [alert.group_key for alert in first] == [alert.group_key for alert in later]
     assert dedup_key(first[0]) == dedup_key(later[0])
     assert dedup_key(first[0]).startswith("console-login-failures|")
-    store = StateStore(tmp_path / "state")
+    store = SqliteState(tmp_path / "state")
     try:
-        assert store.record_done("k1", None, "o1", 0, [], first) == 1
-        assert store.record_done("k2", None, "o2", 0, [], later) == 0
-        [pending] = store.pending_alerts()
+        assert store.files.record_done("k1", None, "o1", 0, [], first) == 1
+        assert store.files.record_done("k2", None, "o2", 0, [], later) == 0
+        [pending] = store.outbox.pending_alerts()
         assert pending.alert == first[0]
     finally:
         store.close()
@@ -621,10 +620,10 @@ async def test_alerts_from_results(lake: Path, shipped: dict[str, Detection]) ->
 
 def test_settings_choose_the_detections_and_the_folder(tmp_path: Path) -> None:
     settings = Settings(_env_file=None, enriched_local_path=tmp_path)  # type: ignore[call-arg]
-    assert configured_paths(settings) == [default_detections_path()]
-    assert DuckDBEngine.from_settings(settings).root == tmp_path
+    assert detection_paths(settings) == [default_detections_path()]
+    assert duckdb_engine(settings).root == tmp_path
     chosen = Settings(_env_file=None, detections_path=f"{tmp_path}/a,{tmp_path}/b")  # type: ignore[call-arg]
-    assert configured_paths(chosen) == [tmp_path / "a", tmp_path / "b"]
+    assert detection_paths(chosen) == [tmp_path / "a", tmp_path / "b"]
 
 
 def test_principal_of_a_role_session_arn(shipped: dict[str, Detection]) -> None:

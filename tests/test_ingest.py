@@ -21,13 +21,13 @@ from builders import (
 )
 from conftest import moto_s3_backend
 
-from umbrellabot.app import daemon
+from umbrellabot.app import services
 from umbrellabot.config import Settings
 from umbrellabot.model.layout import LayoutError
 from umbrellabot.model.report import CycleReport
 from umbrellabot.storage.discovery import day_prefixes, discover, list_log_files
 from umbrellabot.storage.s3 import S3AccessError, open_bucket
-from umbrellabot.storage.sqlite_state import StateStore
+from umbrellabot.storage.sqlite import SqliteState
 
 
 def settings_for(bucket: str, tmp_path: Path, **overrides: Any) -> Settings:
@@ -43,7 +43,7 @@ def settings_for(bucket: str, tmp_path: Path, **overrides: Any) -> Settings:
 
 
 async def cycle(settings: Settings) -> CycleReport:
-    async with daemon.ingestor(settings) as runner:
+    async with services.ingestor(settings) as runner:
         return await runner.run_cycle()
 
 
@@ -65,9 +65,9 @@ def all_keys(s3: Any, bucket: str, prefix: str = "") -> list[str]:
 
 
 def outbox(settings: Settings) -> list[tuple[str, str]]:
-    store = StateStore(settings.state_dir)
+    store = SqliteState(settings.state_dir)
     try:
-        rows = store._db.execute("SELECT event_id, rule_id FROM outbox ORDER BY id").fetchall()
+        rows = store.database.execute("SELECT event_id, rule_id FROM outbox ORDER BY id").fetchall()
     finally:
         store.close()
     return [(str(a), str(b)) for a, b in rows]
@@ -108,8 +108,8 @@ async def test_single_account_regions_window_digest_insight(
         ("e-1", "iam-user-created"),
         ("e-2", "api-call-from-disallowed-country"),
     ]
-    store = StateStore(settings.state_dir)
-    indexed = store.find_event("e-1")
+    store = SqliteState(settings.state_dir)
+    indexed = store.events.find_event("e-1")
     store.close()
     assert indexed is not None and indexed.key == f"processed/{new_today}"
     assert indexed.priority == "HIGH"
@@ -212,13 +212,19 @@ async def test_prefix_inside_a_day_folder_is_a_settings_error(bucket: str, tmp_p
 def test_event_index_prunes_aged_files(tmp_path: Path) -> None:
     import time as clock
 
-    store = StateStore(tmp_path)
-    store.record_done("k1", "e", "processed/k1", 1, [("ev-1", "2026-11-29T10:00:00Z", "HIGH")], [])
-    store.record_done("k2", "e", "processed/k2", 1, [("ev-2", "2026-11-29T10:00:00Z", None)], [])
-    store._db.execute("UPDATE files SET updated_at = ? WHERE key = 'k1'", (clock.time() - 100,))
-    found = store.find_event("ev-1")
+    store = SqliteState(tmp_path)
+    store.files.record_done(
+        "k1", "e", "processed/k1", 1, [("ev-1", "2026-11-29T10:00:00Z", "HIGH")], []
+    )
+    store.files.record_done(
+        "k2", "e", "processed/k2", 1, [("ev-2", "2026-11-29T10:00:00Z", None)], []
+    )
+    store.database.execute(
+        "UPDATE files SET updated_at = ? WHERE key = 'k1'", (clock.time() - 100,)
+    )
+    found = store.events.find_event("ev-1")
     assert found is not None and found.key == "processed/k1" and found.priority == "HIGH"
-    assert store.prune_events(clock.time() - 50) == 1
-    assert store.find_event("ev-1") is None
-    assert store.find_event("ev-2") is not None
+    assert store.events.prune_events(clock.time() - 50) == 1
+    assert store.events.find_event("ev-1") is None
+    assert store.events.find_event("ev-2") is not None
     store.close()

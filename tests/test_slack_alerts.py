@@ -18,18 +18,15 @@ from fake_slack import BOT_TOKEN, FakeSlack, Posted
 from rich.console import Console
 
 from umbrellabot.app.delivery import ConsoleNotifier, flush_outbox
+from umbrellabot.app.wiring import SlackSettingsError, notifier_for, slack_notifier
 from umbrellabot.config import Settings
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.severity import Severity
 from umbrellabot.slack.alert_messages import alert_message, message_size, rollup_replies
-from umbrellabot.slack.notifier import (
-    SlackNotifier,
-    SlackSettingsError,
-    notifier_for,
-    slack_client,
-)
+from umbrellabot.slack.client import slack_client
+from umbrellabot.slack.notifier import SlackNotifier
 from umbrellabot.slack.text import BLOCKS_MAX, MESSAGE_TEXT_MAX, SECTION_TEXT_MAX
-from umbrellabot.storage.sqlite_state import StateStore
+from umbrellabot.storage.sqlite import SqliteState
 
 CHANNEL = "#security-alerts"
 EVIL_AGENT = "aws-cli/2.22 <!channel> <https://evil.example|console.aws.amazon.com> <!here>"
@@ -68,11 +65,11 @@ def make_alert(
     return Alert(**values)
 
 
-def record(state: StateStore, alerts: list[Alert], key: str | None = None) -> int:
+def record(state: SqliteState, alerts: list[Alert], key: str | None = None) -> int:
     """The alerts of one processed log file, committed like the ingest cycle does."""
     key = key or f"AWSLogs/file-{uuid.uuid4()}.json.gz"
     events = [(a.event_id or "", a.event_time, a.severity.name) for a in alerts]
-    return state.record_done(key, "etag", f"processed/{key}", len(alerts), events, alerts)
+    return state.files.record_done(key, "etag", f"processed/{key}", len(alerts), events, alerts)
 
 
 def settings_for(fake: FakeSlack, **overrides: Any) -> Settings:
@@ -89,15 +86,17 @@ def settings_for(fake: FakeSlack, **overrides: Any) -> Settings:
 
 
 def notifier(
-    settings: Settings, state: StateStore, rule_channels: dict[str, str] | None = None, **kw: Any
+    settings: Settings, state: SqliteState, rule_channels: dict[str, str] | None = None, **kw: Any
 ) -> SlackNotifier:
+    assert settings.slack_bot_token is not None
     client = slack_client(
-        settings,
+        settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
         server_error_retries=kw.pop("server_error_retries", 1),
         retry_backoff_s=0.01,
         rate_limit_retries=kw.pop("rate_limit_retries", 3),
     )
-    return SlackNotifier.from_settings(settings, state, rule_channels, client=client, **kw)
+    return slack_notifier(settings, state, rule_channels, client=client, **kw)
 
 
 def all_text(message: Posted) -> str:
@@ -121,8 +120,8 @@ def post_calls(fake: FakeSlack) -> list[Any]:
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[StateStore]:
-    store = StateStore(tmp_path / "state")
+def state(tmp_path: Path) -> Iterator[SqliteState]:
+    store = SqliteState(tmp_path / "state")
     yield store
     store.close()
 
@@ -131,7 +130,7 @@ def state(tmp_path: Path) -> Iterator[StateStore]:
 
 
 async def test_alert_is_rendered_with_every_field_and_log_text_arrives_inert(
-    fake: FakeSlack, state: StateStore
+    fake: FakeSlack, state: SqliteState
 ) -> None:
     alert = make_alert(
         "ev-0001",
@@ -142,7 +141,7 @@ async def test_alert_is_rendered_with_every_field_and_log_text_arrives_inert(
         runbook="Rotate the keys; see https://wiki.example/runbooks/iam_user?a=1&b=2.",
     )
     record(state, [alert])
-    assert await flush_outbox(state, notifier(settings_for(fake), state)) == 1
+    assert await flush_outbox(state.outbox, notifier(settings_for(fake), state)) == 1
 
     (message,) = fake.posted
     assert message.channel == CHANNEL and message.thread_ts is None
@@ -240,21 +239,21 @@ def test_huge_log_text_is_truncated_within_slack_limits() -> None:
 async def test_dedup_across_a_restart(fake: FakeSlack, tmp_path: Path) -> None:
     state_dir = tmp_path / "state"
     settings = settings_for(fake)
-    first = StateStore(state_dir)
+    first = SqliteState(state_dir)
     record(first, [make_alert("ev-dup")], key="AWSLogs/a.json.gz")
-    assert await flush_outbox(first, notifier(settings, first)) == 1
+    assert await flush_outbox(first.outbox, notifier(settings, first)) == 1
     first.close()
 
-    restarted = StateStore(state_dir)
+    restarted = SqliteState(state_dir)
     try:
         # CloudTrail delivers the same event again, in another file
         assert record(restarted, [make_alert("ev-dup")], key="AWSLogs/b.json.gz") == 0
         again = notifier(settings, restarted)
-        assert await flush_outbox(restarted, again, now=FUTURE) == 0
+        assert await flush_outbox(restarted.outbox, again, now=FUTURE) == 0
         assert len(fake.posted) == 1
         # the same event for another rule, and a new event, are told
         record(restarted, [make_alert("ev-dup", rule_id="other-rule"), make_alert("ev-new")])
-        assert await flush_outbox(restarted, again) == 2
+        assert await flush_outbox(restarted.outbox, again) == 2
     finally:
         restarted.close()
     assert sorted(m.text.split("eventID ")[-1] for m in fake.posted) == [
@@ -269,7 +268,7 @@ async def test_dedup_across_a_restart(fake: FakeSlack, tmp_path: Path) -> None:
 
 
 async def test_outage_then_recovery_loses_nothing_and_posts_once(
-    fake: FakeSlack, state: StateStore
+    fake: FakeSlack, state: SqliteState
 ) -> None:
     ids = [f"ev-{i}" for i in range(3)]
     record(state, [make_alert(i, principal=f"user-{i}") for i in ids])
@@ -277,33 +276,35 @@ async def test_outage_then_recovery_loses_nothing_and_posts_once(
 
     fake.outage = True
     before = time.time()
-    assert await flush_outbox(state, slack) == 0
-    assert state.outbox_depth() == 3
-    attempts = [state.delivery_attempt(p.id) for p in state.pending_alerts(now=FUTURE)]
+    assert await flush_outbox(state.outbox, slack) == 0
+    assert state.outbox.outbox_depth() == 3
+    attempts = [
+        state.outbox.delivery_attempt(p.id) for p in state.outbox.pending_alerts(now=FUTURE)
+    ]
     assert all(a is not None and a[0] == 1 and a[1] >= before + 29 for a in attempts)
-    assert state.pending_alerts() == []  # not due again yet
+    assert state.outbox.pending_alerts() == []  # not due again yet
     # still down at the next attempt: pushed further back
-    assert await flush_outbox(state, slack, now=FUTURE) == 0
-    later = [state.delivery_attempt(p.id) for p in state.pending_alerts(now=FUTURE)]
+    assert await flush_outbox(state.outbox, slack, now=FUTURE) == 0
+    later = [state.outbox.delivery_attempt(p.id) for p in state.outbox.pending_alerts(now=FUTURE)]
     assert all(a is not None and a[0] == 2 and a[1] >= before + 59 for a in later)
     assert fake.posted == []
 
     fake.outage = False
-    assert await flush_outbox(state, slack, now=FUTURE) == 3
-    assert state.outbox_depth() == 0
-    assert await flush_outbox(state, slack, now=FUTURE) == 0
+    assert await flush_outbox(state.outbox, slack, now=FUTURE) == 3
+    assert state.outbox.outbox_depth() == 0
+    assert await flush_outbox(state.outbox, slack, now=FUTURE) == 0
     assert sorted(m.text.split("eventID ")[-1] for m in fake.posted) == ids
 
 
 async def test_network_error_leaves_alerts_in_the_outbox(
-    fake: FakeSlack, state: StateStore
+    fake: FakeSlack, state: SqliteState
 ) -> None:
     record(state, [make_alert("ev-net")])
     unreachable = settings_for(fake, slack_api_url="http://127.0.0.1:9/api/")
-    assert await flush_outbox(state, notifier(unreachable, state)) == 0
-    (pending,) = state.pending_alerts(now=FUTURE)
+    assert await flush_outbox(state.outbox, notifier(unreachable, state)) == 0
+    (pending,) = state.outbox.pending_alerts(now=FUTURE)
     assert pending.attempts == 1
-    assert await flush_outbox(state, notifier(settings_for(fake), state), now=FUTURE) == 1
+    assert await flush_outbox(state.outbox, notifier(settings_for(fake), state), now=FUTURE) == 1
     assert len(fake.posted) == 1
 
 
@@ -322,17 +323,17 @@ class OutageAfter(FakeSlack):
         return result
 
 
-async def test_outage_in_the_middle_of_a_burst(state: StateStore) -> None:
+async def test_outage_in_the_middle_of_a_burst(state: SqliteState) -> None:
     fake = OutageAfter(posts=7)  # 5 alerts, the roll-up parent, one thread reply
     await fake.start()
     try:
         record(state, [make_alert(f"ev-{i:03d}") for i in range(250)])
         slack = notifier(settings_for(fake), state)
-        assert await flush_outbox(state, slack) == 105
-        assert state.outbox_depth() == 145
+        assert await flush_outbox(state.outbox, slack) == 105
+        assert state.outbox.outbox_depth() == 145
         fake.outage = False
         fake.posts_left = 10**6
-        assert await flush_outbox(state, slack, now=FUTURE) == 145
+        assert await flush_outbox(state.outbox, slack, now=FUTURE) == 145
     finally:
         await fake.stop()
     told = re.findall(r"events/(ev-\d+)\|", " ".join(all_text(m) for m in fake.posted))
@@ -354,31 +355,31 @@ class Picky(FakeSlack):
 
 
 async def test_refused_blocks_fall_back_to_text_and_a_missing_channel_waits(
-    state: StateStore,
+    state: SqliteState,
 ) -> None:
     fake = Picky()
     await fake.start()
     try:
         record(state, [make_alert("ev-text"), make_alert("ev-gone", rule_id="gone")])
         slack = notifier(settings_for(fake), state, {"gone": "C0GONE001"})
-        assert await flush_outbox(state, slack) == 1
+        assert await flush_outbox(state.outbox, slack) == 1
     finally:
         await fake.stop()
     (message,) = fake.posted
     assert message.blocks is None and message.text.endswith("eventID ev-text")
-    (waiting,) = state.pending_alerts(now=FUTURE)
+    (waiting,) = state.outbox.pending_alerts(now=FUTURE)
     assert waiting.alert.event_id == "ev-gone" and waiting.attempts == 1
 
 
 # 429 and pacing
 
 
-async def test_rate_limited_post_waits_retry_after(fake: FakeSlack, state: StateStore) -> None:
+async def test_rate_limited_post_waits_retry_after(fake: FakeSlack, state: SqliteState) -> None:
     record(state, [make_alert("ev-429")])
     fake.rate_limited_calls = 1
     fake.retry_after_s = 1
     started = time.monotonic()
-    assert await flush_outbox(state, notifier(settings_for(fake), state)) == 1
+    assert await flush_outbox(state.outbox, notifier(settings_for(fake), state)) == 1
     assert time.monotonic() - started >= 1.0
     calls = post_calls(fake)
     assert len(calls) == 2 and calls[1].at - calls[0].at >= 1.0
@@ -386,29 +387,29 @@ async def test_rate_limited_post_waits_retry_after(fake: FakeSlack, state: State
 
 
 async def test_rate_limit_beyond_retries_defers_by_retry_after(
-    fake: FakeSlack, state: StateStore
+    fake: FakeSlack, state: SqliteState
 ) -> None:
     record(state, [make_alert("ev-429")])
     fake.rate_limited_calls = 5
     fake.retry_after_s = 120
     slack = notifier(settings_for(fake), state, rate_limit_retries=0, retry_base_s=1)
     before = time.time()
-    assert await flush_outbox(state, slack) == 0
-    (pending,) = state.pending_alerts(now=FUTURE)
-    attempt = state.delivery_attempt(pending.id)
+    assert await flush_outbox(state.outbox, slack) == 0
+    (pending,) = state.outbox.pending_alerts(now=FUTURE)
+    attempt = state.outbox.delivery_attempt(pending.id)
     assert attempt is not None and attempt[1] >= before + 120
 
 
-async def test_posts_to_one_channel_are_paced(fake: FakeSlack, state: StateStore) -> None:
+async def test_posts_to_one_channel_are_paced(fake: FakeSlack, state: SqliteState) -> None:
     record(state, [make_alert(principal=f"user-{i}") for i in range(5)])
     slack = notifier(settings_for(fake, slack_post_interval_s=0.05), state)
-    assert await flush_outbox(state, slack) == 5
+    assert await flush_outbox(state.outbox, slack) == 5
     times = [c.at for c in post_calls(fake)]
     assert len(times) == 5
     assert all(b - a >= 0.045 for a, b in itertools.pairwise(times))
 
 
-async def test_pacing_uses_the_injected_clock(fake: FakeSlack, state: StateStore) -> None:
+async def test_pacing_uses_the_injected_clock(fake: FakeSlack, state: SqliteState) -> None:
     now = [100.0]
     slept: list[float] = []
 
@@ -423,21 +424,21 @@ async def test_pacing_uses_the_injected_clock(fake: FakeSlack, state: StateStore
         monotonic=lambda: now[0],
         sleep=sleep,
     )
-    assert await flush_outbox(state, slack) == 3
+    assert await flush_outbox(state.outbox, slack) == 3
     assert slept == [1.0, 1.0]
 
 
 # roll-up
 
 
-async def test_burst_is_rolled_up_into_a_thread(fake: FakeSlack, state: StateStore) -> None:
+async def test_burst_is_rolled_up_into_a_thread(fake: FakeSlack, state: SqliteState) -> None:
     burst = [make_alert(f"ev-{i:03d}") for i in range(500)]
     bob = make_alert("ev-bob", principal="arn:aws:iam::111111111111:user/bob")
     record(state, [*burst[:200], bob])
     record(state, burst[200:])
     slack = notifier(settings_for(fake), state)
-    assert await flush_outbox(state, slack, batch=300) == 501
-    assert state.outbox_depth() == 0
+    assert await flush_outbox(state.outbox, slack, batch=300) == 501
+    assert state.outbox.outbox_depth() == 0
 
     top = fake.messages_in(CHANNEL)
     parents = [m for m in top if "alerts of IAM user created" in m.text]
@@ -461,10 +462,10 @@ async def test_burst_is_rolled_up_into_a_thread(fake: FakeSlack, state: StateSto
     # after a restart the same window goes on in the same thread
     state_dir = state.path.parent
     state.close()
-    restarted = StateStore(state_dir)
+    restarted = SqliteState(state_dir)
     try:
         record(restarted, [make_alert(f"ev-late-{i}") for i in range(10)])
-        assert await flush_outbox(restarted, notifier(settings_for(fake), restarted)) == 10
+        assert await flush_outbox(restarted.outbox, notifier(settings_for(fake), restarted)) == 10
     finally:
         restarted.close()
     assert len(fake.replies_to(parent.ts)) == len(replies) + 1
@@ -472,46 +473,46 @@ async def test_burst_is_rolled_up_into_a_thread(fake: FakeSlack, state: StateSto
     assert len(fake.messages_in(CHANNEL)) == len(top)
 
 
-async def test_a_new_window_starts_after_m_minutes(fake: FakeSlack, state: StateStore) -> None:
+async def test_a_new_window_starts_after_m_minutes(fake: FakeSlack, state: SqliteState) -> None:
     now = [1_000_000.0]
     settings = settings_for(fake, slack_rollup_threshold=2, slack_rollup_window_minutes=1)
     slack = notifier(settings, state, clock=lambda: now[0])
     record(state, [make_alert() for _ in range(3)])
-    assert await flush_outbox(state, slack, now=FUTURE) == 3
+    assert await flush_outbox(state.outbox, slack, now=FUTURE) == 3
     assert len(fake.messages_in(CHANNEL)) == 3  # 2 on their own + the parent
     now[0] += 61
     record(state, [make_alert() for _ in range(2)])
-    assert await flush_outbox(state, slack, now=FUTURE) == 2
+    assert await flush_outbox(state.outbox, slack, now=FUTURE) == 2
     assert len(fake.messages_in(CHANNEL)) == 5  # a new window: posted on their own
 
 
 # channels, threshold, summary, choice
 
 
-async def test_rule_may_name_its_own_channel(fake: FakeSlack, state: StateStore) -> None:
+async def test_rule_may_name_its_own_channel(fake: FakeSlack, state: SqliteState) -> None:
     record(state, [make_alert("ev-a"), make_alert("ev-b", rule_id="root-login")])
     slack = notifier(settings_for(fake), state, {"root-login": "C0ROOT001"})
-    assert await flush_outbox(state, slack) == 2
+    assert await flush_outbox(state.outbox, slack) == 2
     assert [m.text.split("eventID ")[-1] for m in fake.messages_in(CHANNEL)] == ["ev-a"]
     assert [m.text.split("eventID ")[-1] for m in fake.messages_in("C0ROOT001")] == ["ev-b"]
 
 
 async def test_alerts_below_min_severity_leave_the_outbox_unposted(
-    fake: FakeSlack, state: StateStore
+    fake: FakeSlack, state: SqliteState
 ) -> None:
     record(
         state,
         [make_alert("ev-high"), make_alert("ev-crit", severity=Severity.CRITICAL)],
     )
     slack = notifier(settings_for(fake, alert_min_severity="critical"), state)
-    assert await flush_outbox(state, slack) == 2
-    assert state.outbox_depth() == 0
+    assert await flush_outbox(state.outbox, slack) == 2
+    assert state.outbox.outbox_depth() == 0
     (message,) = fake.posted
     assert ":rotating_light:" in message.text and "ev-crit" in message.text
     assert slack.skipped == 1
 
 
-async def test_cycle_summary_is_off_by_default(fake: FakeSlack, state: StateStore) -> None:
+async def test_cycle_summary_is_off_by_default(fake: FakeSlack, state: SqliteState) -> None:
     quiet = notifier(settings_for(fake), state)
     assert not await quiet.post_summary(files=3)
     chatty = notifier(settings_for(fake, slack_cycle_summary=True), state)
@@ -523,7 +524,7 @@ async def test_cycle_summary_is_off_by_default(fake: FakeSlack, state: StateStor
     assert message.text == "Processed 3 log files (1,200 records): 2 new alerts (2 high)."
 
 
-def test_console_without_slack_tokens(state: StateStore) -> None:
+def test_console_without_slack_tokens(state: SqliteState) -> None:
     def settings(**values: Any) -> Settings:
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -18,7 +18,8 @@ from builders import ACCOUNT_A, create_user, log_bytes, log_key, record, today
 from fake_slack import APP_TOKEN, BOT_ID, BOT_TOKEN, BOT_USER, FakeSlack, Posted, mention
 
 from umbrellabot import __version__
-from umbrellabot.app import daemon
+from umbrellabot.app import services
+from umbrellabot.app.wiring import slack_bot
 from umbrellabot.config import Settings, SettingsError
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.severity import Severity
@@ -27,13 +28,9 @@ from umbrellabot.query.queries import Query, QueryError, Row
 from umbrellabot.query.story import build_story
 from umbrellabot.rules.rule import Rule, default_rules_path, load_rules
 from umbrellabot.slack import commands, replies
-from umbrellabot.slack.bot import (
-    SlackBot,
-    SlackBotError,
-    recent_from_engine,
-    recent_from_outbox,
-)
-from umbrellabot.storage.sqlite_state import StateStore
+from umbrellabot.slack.bot import SlackBot, SlackBotError
+from umbrellabot.slack.recent import recent_from_engine, recent_from_outbox
+from umbrellabot.storage.sqlite import SqliteState
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -115,8 +112,8 @@ def world(tmp_path: Path, rules: list[Rule]) -> Iterator[dict[str, Any]]:
     )
     engine_file = processed / "b.json"
     engine_file.write_bytes(enriched_line(long_record(), rules))
-    state = StateStore(tmp_path / "state")
-    state.record_done(
+    state = SqliteState(tmp_path / "state")
+    state.files.record_done(
         "AWSLogs/a.json.gz",
         "etag",
         str(indexed_file),
@@ -130,7 +127,7 @@ def world(tmp_path: Path, rules: list[Rule]) -> Iterator[dict[str, Any]]:
     async def read_object(location: str) -> bytes:
         return await asyncio.to_thread(Path(location).read_bytes)
 
-    locator = EventLocator(read_object, state=state, engine=engine)
+    locator = EventLocator(read_object, index=state.events, engine=engine)
     yield {"state": state, "engine": engine, "locator": locator, "tmp": tmp_path}
     state.close()
 
@@ -156,7 +153,7 @@ async def make_bot(
     async def make(settings: Settings | None = None, **options: Any) -> SlackBot:
         options.setdefault("locator", world["locator"])
         options.setdefault("state", world["state"])
-        bot = SlackBot(settings or settings_for(fake, world["tmp"]), rules=rules, **options)
+        bot = slack_bot(settings or settings_for(fake, world["tmp"]), rules=rules, **options)
         await bot.start()
         bots.append(bot)
         return bot
@@ -379,7 +376,7 @@ async def test_an_unexpected_error_still_gets_a_reply(
     async def broken(location: str) -> bytes:
         raise RuntimeError("disk on fire")
 
-    await make_bot(locator=EventLocator(broken, state=world["state"]))
+    await make_bot(locator=EventLocator(broken, index=world["state"].events))
     posted = await ask(fake, f"<@{BOT_USER}> check out {INDEXED_ID}", replies_wanted=2)
     text = block_texts(posted[1])
     assert "Something went wrong" in text and "reference" in text
@@ -417,9 +414,9 @@ async def test_help_and_unknown_commands(fake: FakeSlack, make_bot: Any) -> None
 async def test_status(
     fake: FakeSlack, make_bot: Any, world: dict[str, Any], rules: list[Rule]
 ) -> None:
-    state: StateStore = world["state"]
-    cycle = state.start_cycle()
-    state.finish_cycle(cycle, files=3, records=12345, alerts=2, failures=1, backlog=7)
+    state: SqliteState = world["state"]
+    cycle = state.cycles.start_cycle()
+    state.cycles.finish_cycle(cycle, files=3, records=12345, alerts=2, failures=1, backlog=7)
 
     async def extra() -> list[tuple[str, str]]:
         return [("Query engine", "duckdb")]
@@ -637,12 +634,12 @@ async def test_refused_tokens_and_missing_tokens(
 ) -> None:
     bad_bot = settings_for(fake, world["tmp"], slack_bot_token="xoxb-wrong")
     with pytest.raises(SlackBotError, match="SLACK_BOT_TOKEN: invalid_auth"):
-        await SlackBot(bad_bot, locator=world["locator"], rules=rules).start()
+        await slack_bot(bad_bot, locator=world["locator"], rules=rules).start()
     bad_app = settings_for(fake, world["tmp"], slack_app_token="xapp-wrong")
     with pytest.raises(SlackBotError, match="SLACK_APP_TOKEN: invalid_auth"):
-        await SlackBot(bad_app, locator=world["locator"], rules=rules).start()
+        await slack_bot(bad_app, locator=world["locator"], rules=rules).start()
     with pytest.raises(SettingsError, match="SLACK_APP_TOKEN is not set"):
-        SlackBot(
+        slack_bot(
             settings_for(fake, world["tmp"], slack_app_token=None),
             locator=world["locator"],
             rules=rules,
@@ -712,7 +709,7 @@ async def test_first_reply_within_2s_while_a_backlog_is_ingested(
             await asyncio.sleep(0.01)
             lags.append(time.monotonic() - before - 0.01)
 
-    async with daemon.ingestor(ingest_settings) as runner:
+    async with services.ingestor(ingest_settings) as runner:
         planned = asyncio.Event()
         cycle = asyncio.create_task(
             runner.run_cycle(on_planned=lambda _: planned.set(), on_file_done=done)
@@ -778,9 +775,9 @@ async def test_check_out_and_recent_through_the_duckdb_engine(
     async def read_object(location: str) -> bytes:
         return await asyncio.to_thread(Path(location).read_bytes)
 
-    bot = SlackBot(
+    bot = slack_bot(
         settings_for(fake, tmp_path),
-        locator=EventLocator(read_object, state=None, engine=engine),
+        locator=EventLocator(read_object, index=None, engine=engine),
         rules=rules,
         recent=recent_from_engine(engine, Severity.HIGH, days=2),
         recent_label="the enriched history (DuckDB)",

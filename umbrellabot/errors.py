@@ -16,3 +16,14 @@ class ProblemsError(Exception):
     def __init__(self, problems: Sequence[str]) -> None:
         super().__init__("\n".join(problems))
         self.problems = list(problems)
+
+
+def first_line(message: str) -> str:
+    """The first non-blank line of a library's (multi-line) error message."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"
+
+
+def one_line(text: str) -> str:
+    """All of a message on one line, its white space folded."""
+    return " ".join(text.split())

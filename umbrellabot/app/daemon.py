@@ -1,11 +1,6 @@
-"""The one place that wires settings, state, the object store (S3 or a local folder), geo-IP,
-the rules, the query engine (Athena or DuckDB), the notifier (Slack or console), the Slack bot,
-the scheduler and the health server — and runs them in one asyncio event loop.
-
-- `run_once`: one ingest cycle, the SQL detections, then outbox delivery.
-- `backfill`: the same path over a date range.
-- `run`: the daemon: an APScheduler job (cycle, detections, delivery) beside the Bolt Socket
-  Mode handler and the health server; SIGTERM/SIGINT stop it cleanly, a second signal at once.
+"""`umbrellabot run`: the daemon. An APScheduler job (one cycle: ingest, detections, delivery)
+beside the Bolt Socket Mode bot and the health server, in one asyncio event loop; SIGTERM and
+SIGINT stop it cleanly (files in flight finish within a budget), a second signal at once.
 """
 
 from __future__ import annotations
@@ -17,261 +12,25 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from functools import partial
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 
-from umbrellabot.app.delivery import Notifier, flush_outbox
-from umbrellabot.app.health import Metrics, Readiness, health_app, start_health_server
-from umbrellabot.app.ingest import Ingestor
-from umbrellabot.app.wiring import build_geo, load_rule_list, rule_paths
+from umbrellabot.app import wiring
+from umbrellabot.app.cycle import cycle
+from umbrellabot.app.delivery import flush_outbox
+from umbrellabot.app.health import Readiness, health_app, start_health_server
+from umbrellabot.app.services import Services, services
 from umbrellabot.config import Settings
 from umbrellabot.errors import UsageError
-from umbrellabot.model.layout import output_key
-from umbrellabot.model.report import CycleReport
-from umbrellabot.query.detections import (
-    Detection,
-    DetectionResult,
-    DetectionRunError,
-    alerts_for,
-    configured_paths,
-    load_detections,
-    run_detections,
-)
-from umbrellabot.query.lookup import EventLocator
-from umbrellabot.query.queries import Engine, QueryError
-from umbrellabot.rules.rule import Rule
-from umbrellabot.storage.local import LocalStore
-from umbrellabot.storage.s3 import ObjectStore, S3AccessError, open_bucket
-from umbrellabot.storage.sqlite_state import DATABASE_NAME, StateStore
+from umbrellabot.query.queries import QueryError
+from umbrellabot.slack.bot import SlackBotError
+from umbrellabot.slack.recent import recent_from_outbox
+from umbrellabot.storage.s3 import S3AccessError
 
 log = logging.getLogger(__name__)
-
-
-class NoBucketError(UsageError):
-    """Ingestion from S3 needs CLOUDTRAIL_BUCKET_NAME."""
-
-
-@dataclass
-class CycleOutcome:
-    report: CycleReport
-    detections: list[DetectionResult] = field(default_factory=list)
-    detection_failures: dict[str, str] = field(default_factory=dict)
-    detection_alerts: int = 0
-    delivered: int = 0
-
-
-@dataclass
-class Services:
-    settings: Settings
-    state: StateStore
-    store: ObjectStore
-    engine: Engine | None
-    rules: list[Rule]
-    detections: list[Detection]
-    notifier: Notifier
-    ingestor: Ingestor
-    metrics: Metrics = field(default_factory=Metrics)
-
-    @property
-    def where(self) -> str:
-        bucket = self.settings.cloudtrail_bucket_name
-        return f"s3://{bucket}" if bucket else f"folder {self.settings.cloudtrail_local_path}"
-
-    def locator(self) -> EventLocator:
-        return EventLocator(
-            self.store.read,
-            state=self.state,
-            engine=self.engine,
-            window_days=self.settings.event_lookup_days,
-        )
-
-
-def _local_store(settings: Settings) -> LocalStore:
-    folder = settings.cloudtrail_local_path
-    if not folder.is_dir():
-        raise UsageError(
-            f"CLOUDTRAIL_LOCAL_PATH: no such folder: {folder} (set CLOUDTRAIL_BUCKET_NAME for S3,"
-            " or point CLOUDTRAIL_LOCAL_PATH at a folder of CloudTrail logs, e.g. examples/)"
-        )
-    return LocalStore(folder, settings.enriched_local_path)
-
-
-@asynccontextmanager
-async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
-    """Athena when configured (a bucket, or QUERY_ENGINE=athena), else DuckDB."""
-    if settings.uses_athena():
-        from umbrellabot.query.athena import open_athena
-
-        async with open_athena(settings) as athena:
-            yield athena
-    else:
-        from umbrellabot.query.duckdb_engine import DuckDBEngine
-
-        yield DuckDBEngine.from_settings(settings)
-
-
-@asynccontextmanager
-async def services(settings: Settings, console: Console) -> AsyncIterator[Services]:
-    """Everything one process needs, closed in reverse order afterwards."""
-    rules = load_rule_list(settings)  # invalid rules stop here, before any I/O
-    detections = load_detections(configured_paths(settings)) if settings.detections_enabled else []
-    async with AsyncExitStack() as stack:
-        state = StateStore(settings.state_dir)
-        stack.callback(state.close)
-        store: ObjectStore
-        output_for: Callable[[str], str]
-        if settings.cloudtrail_bucket_name:
-            store = await stack.enter_async_context(
-                open_bucket(
-                    settings.cloudtrail_bucket_name,
-                    region=settings.aws_region,
-                    concurrency=settings.s3_concurrency,
-                    max_attempts=settings.s3_max_attempts,
-                )
-            )
-            output_for = partial(output_key, settings.cloudtrail_processed_prefix)
-        else:
-            store = _local_store(settings)
-            output_for = partial(output_key, "")  # the same key under ENRICHED_LOCAL_PATH
-        engine = await stack.enter_async_context(open_engine(settings))
-        runner = Ingestor(
-            settings,
-            state,
-            store,
-            rule_paths(settings),
-            build_geo(settings),
-            output_for=output_for,
-            all_days=not settings.cloudtrail_bucket_name,
-        )
-        stack.callback(runner.close)
-        from umbrellabot.slack.notifier import notifier_for, rule_channels
-
-        notifier = notifier_for(settings, state, console, rule_channels(rules))
-        yield Services(settings, state, store, engine, rules, detections, notifier, runner)
-
-
-@asynccontextmanager
-async def lookup(settings: Settings) -> AsyncIterator[tuple[EventLocator, list[Rule]]]:
-    """What `show` needs: the index (when there is state), the engine and the store to read the
-    enriched copies from; no worker pool, no notifier."""
-    rules = load_rule_list(settings)
-    async with AsyncExitStack() as stack:
-        state: StateStore | None = None
-        if (settings.state_dir / DATABASE_NAME).exists():
-            state = StateStore(settings.state_dir)
-            stack.callback(state.close)
-        store: ObjectStore
-        if settings.cloudtrail_bucket_name:
-            store = await stack.enter_async_context(
-                open_bucket(
-                    settings.cloudtrail_bucket_name,
-                    region=settings.aws_region,
-                    concurrency=1,
-                    max_attempts=settings.s3_max_attempts,
-                )
-            )
-        else:
-            store = LocalStore(settings.cloudtrail_local_path, settings.enriched_local_path)
-        engine = await stack.enter_async_context(open_engine(settings))
-        yield (
-            EventLocator(
-                store.read, state=state, engine=engine, window_days=settings.event_lookup_days
-            ),
-            rules,
-        )
-
-
-@asynccontextmanager
-async def ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
-    """Just the Ingestor over S3 (tests and benchmarks drive cycles with it)."""
-    if not settings.cloudtrail_bucket_name:
-        raise NoBucketError("CLOUDTRAIL_BUCKET_NAME is not set")
-    async with services(settings, Console(quiet=True)) as svc:
-        yield svc.ingestor
-
-
-async def _detect(svc: Services, outcome: CycleOutcome) -> None:
-    if not svc.detections or svc.engine is None:
-        return
-    try:
-        results = await run_detections(svc.engine, svc.detections)
-    except DetectionRunError as err:
-        results, outcome.detection_failures = err.results, err.failures
-        for detection_id, reason in err.failures.items():
-            log.error("detection %s failed: %s", detection_id, reason)
-            svc.metrics.errors.labels(component="detections").inc()
-    except Exception as err:  # a bug there must not hold back the delivery of the outbox
-        log.exception("the detections failed")
-        outcome.detection_failures = {"*": f"{type(err).__name__}: {err}"}
-        svc.metrics.errors.labels(component="detections").inc()
-        return
-    outcome.detections = results
-    alerts = alerts_for(results, svc.settings.alert_min_severity)
-    outcome.detection_alerts = await asyncio.to_thread(svc.state.add_alerts, alerts)
-
-
-async def cycle(
-    svc: Services,
-    days: Sequence[date] | None = None,
-    on_planned: Callable[[int], None] | None = None,
-    on_file_done: Callable[[], None] | None = None,
-) -> CycleOutcome:
-    """One ingest cycle, then the detections, then delivery of the outbox."""
-    started = time.monotonic()
-    metrics = svc.metrics
-    try:
-        report = await svc.ingestor.run_cycle(days, on_planned, on_file_done)
-    except BaseException:
-        metrics.cycles.labels(outcome="failed").inc()
-        raise
-    outcome = CycleOutcome(report)
-    cutoff = time.time() - svc.settings.index_retention_days * 86400
-    await asyncio.to_thread(svc.state.prune_events, cutoff)
-    await _detect(svc, outcome)
-    failures_before = getattr(svc.notifier, "failures", 0)
-    outcome.delivered = await flush_outbox(svc.state, svc.notifier)
-    slack_failures = getattr(svc.notifier, "failures", 0) - failures_before
-    if slack_failures:
-        metrics.errors.labels(component="slack").inc(slack_failures)
-    summary = getattr(svc.notifier, "post_cycle_summary", None)
-    if svc.settings.slack_cycle_summary and report.files and summary is not None:
-        await summary(report)
-    metrics.cycles.labels(outcome="succeeded").inc()
-    metrics.files.inc(report.files)
-    metrics.records.inc(report.records)
-    metrics.file_failures.inc(len(report.failed) + len(report.abandoned))
-    for severity, count in report.by_severity.items():
-        metrics.alerts.labels(severity=severity.label).inc(count)
-    metrics.new_alerts.inc(report.new_alerts + outcome.detection_alerts)
-    metrics.delivered.inc(outcome.delivered)
-    metrics.cycle_seconds.observe(time.monotonic() - started)
-    metrics.outbox_depth.set(await asyncio.to_thread(svc.state.outbox_depth))
-    metrics.last_success.set(time.time())
-    return outcome
-
-
-async def run_once(settings: Settings, console: Console) -> tuple[Services, CycleOutcome]:
-    async with services(settings, console) as svc:
-        return svc, await cycle(svc)
-
-
-async def backfill(
-    settings: Settings,
-    days: Sequence[date],
-    console: Console,
-    on_planned: Callable[[int], None] | None = None,
-    on_file_done: Callable[[], None] | None = None,
-) -> tuple[Services, CycleOutcome]:
-    """A historical range through the same path; files done before are skipped, so an
-    interrupted backfill is simply run again."""
-    async with services(settings, console) as svc:
-        return svc, await cycle(svc, days, on_planned, on_file_done)
 
 
 def _kill_workers() -> None:
@@ -386,24 +145,20 @@ class Daemon:
     async def _setup_athena(self, svc: Services) -> None:
         if not (self.settings.athena_setup_on_start and self.settings.uses_athena()):
             return
-        from umbrellabot.query.athena import setup_table
-
         try:
-            for line in await setup_table(self.settings):
+            for line in await wiring.setup_table(self.settings):
                 log.info("athena setup: %s", line)
         except (QueryError, S3AccessError, UsageError) as err:
             svc.metrics.errors.labels(component="athena").inc()
             log.error("athena setup failed: %s", err)
 
     async def _start_bot(self, svc: Services, readiness: Readiness, stack: AsyncExitStack) -> None:
-        from umbrellabot.slack.bot import SlackBot, SlackBotError, recent_from_outbox
-
-        bot = SlackBot(
+        bot = wiring.slack_bot(
             self.settings,
             locator=svc.locator(),
             rules=svc.rules,
             state=svc.state,
-            recent=recent_from_outbox(svc.state),
+            recent=recent_from_outbox(svc.state.outbox),
         )
 
         async def connected() -> bool:
@@ -449,7 +204,7 @@ class Daemon:
             except Exception:
                 log.debug("the last cycle ended with an error", exc_info=True)
         try:
-            await asyncio.wait_for(flush_outbox(svc.state, svc.notifier), budget * 0.2)
+            await asyncio.wait_for(flush_outbox(svc.state.outbox, svc.notifier), budget * 0.2)
         except (TimeoutError, Exception) as err:
             log.warning(
                 "outbox not flushed at shutdown (%s); it is delivered next time", type(err).__name__

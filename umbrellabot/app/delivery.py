@@ -1,27 +1,26 @@
 """Delivering alerts from the durable outbox. Only what was delivered is marked delivered, so a
 crash or an outage leaves the rest in the outbox for the next attempt.
 
-The console is the embedded default (and what `run --once` uses); Slack plugs in beside it.
+The console is the embedded default (and what `run --once` uses); Slack plugs in beside it,
+behind the same `storage.ports.Notifier`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from rich.console import Console
 
 from umbrellabot.app import render
-from umbrellabot.storage.sqlite_state import PendingAlert, StateStore
-
-
-class Notifier(Protocol):
-    async def deliver(self, alerts: Sequence[PendingAlert]) -> list[int]:
-        """Tell people about `alerts`; return the ids of those delivered."""
-        ...
+from umbrellabot.model.report import CycleReport
+from umbrellabot.storage.ports import AlertOutbox, Notifier, PendingAlert
 
 
 class ConsoleNotifier:
+    """Alerts as a table on the console: a delivery target like Slack."""
+
+    failures = 0  # printing does not fail the way a remote service does
+
     def __init__(self, console: Console, limit: int = 0) -> None:
         self._console = console
         self._limit = limit
@@ -31,16 +30,19 @@ class ConsoleNotifier:
             self._console.print(render.alert_table([p.alert for p in alerts], self._limit))
         return [p.id for p in alerts]
 
+    async def post_cycle_summary(self, report: CycleReport) -> bool:
+        return False  # the commands print their own summary
+
 
 async def flush_outbox(
-    state: StateStore, notifier: Notifier, batch: int = 500, now: float | None = None
+    outbox: AlertOutbox, notifier: Notifier, batch: int = 500, now: float | None = None
 ) -> int:
     """Deliver every pending alert (due at `now`, default the current time); returns how many
     were delivered."""
     delivered = 0
-    while pending := state.pending_alerts(limit=batch, now=now):
+    while pending := outbox.pending_alerts(limit=batch, now=now):
         done = await notifier.deliver(pending)
-        state.mark_delivered(done)
+        outbox.mark_delivered(done)
         delivered += len(done)
         if len(done) < len(pending):  # the notifier could not take more now
             break

@@ -24,13 +24,13 @@ from typing import Any, TypeVar
 
 from umbrellabot.config import Settings
 from umbrellabot.enrich import workers
-from umbrellabot.enrich.geoip import CountryLookup, IpstackGeo
+from umbrellabot.enrich.geoip import CountryLookup
 from umbrellabot.enrich.logfile import LogFormatError
 from umbrellabot.model.layout import lookback_days, output_key
 from umbrellabot.model.report import CycleReport
 from umbrellabot.storage.discovery import discover, list_log_files
-from umbrellabot.storage.s3 import ObjectInfo, ObjectStore, S3AccessError, S3TransientError
-from umbrellabot.storage.sqlite_state import FileState, StateStore
+from umbrellabot.storage.ports import CycleLog, FileLedger, FileState, ObjectInfo, ObjectStore
+from umbrellabot.storage.s3 import S3AccessError, S3TransientError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,16 +47,18 @@ def needs_work(item: ObjectInfo, known: FileState | None, now: float) -> bool:
 
 
 class Ingestor:
-    """Runs cycles against one bucket with one state store; owns the worker pool."""
+    """Runs cycles against one object store, recording them in the file ledger and the cycle
+    log; owns the worker pool."""
 
     def __init__(
         self,
         settings: Settings,
-        state: StateStore,
-        s3: ObjectStore,
+        *,
+        files: FileLedger,
+        cycles: CycleLog,
+        store: ObjectStore,
         rule_paths: Sequence[Path],
         geo: CountryLookup,
-        *,
         output_for: Callable[[str], str] | None = None,
         all_days: bool = False,
     ) -> None:
@@ -64,8 +66,9 @@ class Ingestor:
         prefix + the key); `all_days` lists whole region folders instead of the lookback
         window's day folders (local mode, where listing is free)."""
         self.settings = settings
-        self.state = state
-        self.s3 = s3
+        self.files = files
+        self.cycles = cycles
+        self.s3 = store
         self.geo = geo
         self.output_for = output_for or partial(output_key, settings.cloudtrail_processed_prefix)
         self.all_days = all_days
@@ -109,18 +112,18 @@ class Ingestor:
         s3.S3AccessError or layout.LayoutError when the cycle cannot run at all."""
         report = CycleReport()
         before = Counter(self.s3.requests)
-        cycle_id = await self._in_db(self.state.start_cycle)
+        cycle_id = await self._in_db(self.cycles.start_cycle)
         try:
             await self._cycle(report, days, on_planned, on_file_done)
         except BaseException as err:
             await self._in_db(
-                self.state.finish_cycle, cycle_id, error=str(err) or repr(err), **_counts(report)
+                self.cycles.finish_cycle, cycle_id, error=str(err) or repr(err), **_counts(report)
             )
             raise
         finally:
             report.duration_s = time.time() - report.started_at
             report.requests = Counter(self.s3.requests) - before
-        await self._in_db(self.state.finish_cycle, cycle_id, **_counts(report))
+        await self._in_db(self.cycles.finish_cycle, cycle_id, **_counts(report))
         return report
 
     async def _cycle(
@@ -157,7 +160,7 @@ class Ingestor:
             prefixes = [region.day_prefix(day) for region in found.regions for day in window]
         listed = await list_log_files(self.s3, prefixes)
         report.listed = len(listed)
-        known = await self._in_db(self.state.file_states, prefixes)
+        known = await self._in_db(self.files.file_states, prefixes)
         now = time.time()
         todo = sorted(
             (item for item in listed if needs_work(item, known.get(item.key), now)),
@@ -199,12 +202,11 @@ class Ingestor:
         try:
             etag = await self.s3.download(item.key, source) or item.etag
             countries = None
-            if isinstance(self.geo, IpstackGeo):
+            if self.geo.prefetches:
                 addresses = await loop.run_in_executor(
                     self._pool, workers.source_addresses, str(source)
                 )
-                await self.geo.prefetch(addresses)
-                countries = self.geo.answers(addresses)
+                countries = await self.geo.prefetch(addresses)
             result = await loop.run_in_executor(
                 self._pool,
                 workers.enrich_file,
@@ -217,7 +219,7 @@ class Ingestor:
             destination = self.output_for(item.key)
             await self.s3.upload(target, destination)
             added = await self._in_db(
-                self.state.record_done,
+                self.files.record_done,
                 item.key,
                 etag,
                 destination,
@@ -250,7 +252,7 @@ class Ingestor:
     ) -> None:
         settings = self.settings
         outcome = await self._in_db(
-            self.state.record_failure,
+            self.files.record_failure,
             item.key,
             item.etag,
             reason,

@@ -23,7 +23,6 @@ from umbrellabot.rules.rule import Rule
 from umbrellabot.rules.testing import CaseResult
 
 if TYPE_CHECKING:
-    from umbrellabot.cli.scan import ScanSummary
     from umbrellabot.model.report import CycleReport
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -91,7 +90,7 @@ def alert_table(alerts: Sequence[Alert], limit: int = 0) -> RenderableType:
     return table
 
 
-def _problem(
+def problem_line(
     lines: Text, label: str, style: str, where: str, reason: str, suffix: str = ""
 ) -> None:
     """`<label> <file>: <reason>`, file and reason shown inert (they may come from a log)."""
@@ -100,22 +99,6 @@ def _problem(
     lines.append(": ")
     lines.append_text(safe(reason, 300))
     lines.append(f"{suffix}\n")
-
-
-def summary_lines(summary: ScanSummary, out_dir: str) -> RenderableType:
-    lines = Text()
-    lines.append(f"Files enriched: {summary.files}", style="bold")
-    lines.append(f"   records: {summary.records:,}   flagged: {summary.flagged:,}\n")
-    counts = ", ".join(
-        f"{summary.by_severity[s]} {s.label}" for s in reversed(Severity) if summary.by_severity[s]
-    )
-    lines.append(f"Rule matches by severity: {counts or 'none'}\n")
-    lines.append(f"Enriched copies in: {out_dir}\n")
-    for path, why in summary.skipped:
-        _problem(lines, "Skipped", "yellow", path, why)
-    for path, reason in summary.failed:
-        _problem(lines, "Failed", "bold red", path, reason)
-    return lines
 
 
 def rules_table(rules: Sequence[Rule]) -> RenderableType:
@@ -184,9 +167,9 @@ def cycle_summary(report: CycleReport, where: str) -> RenderableType:
     if report.waiting:
         lines.append(f"{report.waiting} failed files wait for their next retry\n", style="yellow")
     for key, reason in report.failed:
-        _problem(lines, "Failed", "bold red", key, reason, " (will retry)")
+        problem_line(lines, "Failed", "bold red", key, reason, " (will retry)")
     for key, reason in report.abandoned:
-        _problem(lines, "Gave up on", "bold red", key, reason)
+        problem_line(lines, "Gave up on", "bold red", key, reason)
     return lines
 
 

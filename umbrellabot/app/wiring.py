@@ -1,14 +1,50 @@
-"""Builds the adapters and the rule set from the settings, for the CLI commands and the daemon."""
+"""The one place that turns `Settings` into adapters: the rules, geo-IP, the state, the object
+store (S3 or a local folder), the query engine (Athena or DuckDB), the notifier (Slack or the
+console) and the Slack bot. The CLI and the daemon ask here for what a command needs; nothing
+below `app/` reads the settings.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import date
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from umbrellabot.config import Settings
+from rich.console import Console
+
+from umbrellabot.app.delivery import ConsoleNotifier
+from umbrellabot.config import Settings, SettingsError
 from umbrellabot.enrich.geoip import CountryLookup, IpstackGeo, OfflineGeo
+from umbrellabot.errors import UsageError
+from umbrellabot.model.layout import normalize_prefix, output_key
+from umbrellabot.query.athena_ddl import DEFAULT_START, TableLayout
+from umbrellabot.query.lookup import EventLocator
+from umbrellabot.query.queries import Engine
 from umbrellabot.rules.rule import Rule, default_rules_path, load_rules
 from umbrellabot.rules.ruleset import RuleSet
+from umbrellabot.storage.local import LocalStore
+from umbrellabot.storage.ports import Notifier, ObjectStore, StateBackend
+from umbrellabot.storage.sqlite import DATABASE_NAME, SqliteState
+
+# The adapters that load AWS, Slack or DuckDB are imported where they are built, so that `scan`
+# and `rules` start fast.
+if TYPE_CHECKING:
+    from umbrellabot.query.athena import AthenaEngine
+    from umbrellabot.query.athena_setup import AthenaTable
+    from umbrellabot.query.detections import Detection
+    from umbrellabot.query.duckdb_engine import DuckDBEngine
+    from umbrellabot.slack.bot import BotConfig, SlackBot
+    from umbrellabot.slack.notifier import SlackNotifier
+
+
+class SlackSettingsError(UsageError):
+    """Slack alerts are configured incompletely."""
+
+
+# rules, detections, geo-IP
 
 
 def rule_paths(settings: Settings, override: Sequence[Path] | None = None) -> list[Path]:
@@ -26,6 +62,19 @@ def load_rule_set(settings: Settings, override: Sequence[Path] | None = None) ->
     return RuleSet(load_rule_list(settings, override))
 
 
+def detection_paths(settings: Settings) -> list[Path]:
+    """DETECTIONS_PATH, else the packaged set."""
+    from umbrellabot.query.detections import default_detections_path
+
+    return list(settings.detections_path) or [default_detections_path()]
+
+
+def load_configured_detections(settings: Settings) -> list[Detection]:
+    from umbrellabot.query.detections import load_detections
+
+    return load_detections(detection_paths(settings)) if settings.detections_enabled else []
+
+
 def build_geo(settings: Settings) -> CountryLookup:
     offline = OfflineGeo()
     if settings.ipstack_access_key is None:
@@ -36,4 +85,234 @@ def build_geo(settings: Settings) -> CountryLookup:
         max_calls=settings.ipstack_max_calls,
         timeout_s=settings.ipstack_timeout_s,
         fallback=offline,
+    )
+
+
+# state and the object store
+
+
+def open_state(settings: Settings) -> StateBackend:
+    return SqliteState(settings.state_dir)
+
+
+def existing_state(settings: Settings) -> StateBackend | None:
+    """The state, when a daemon or a command has made one (`show` creates none)."""
+    return open_state(settings) if (settings.state_dir / DATABASE_NAME).exists() else None
+
+
+def local_store(settings: Settings, *, check: bool = True) -> LocalStore:
+    folder = settings.cloudtrail_local_path
+    if check and not folder.is_dir():
+        raise UsageError(
+            f"CLOUDTRAIL_LOCAL_PATH: no such folder: {folder} (set CLOUDTRAIL_BUCKET_NAME for S3,"
+            " or point CLOUDTRAIL_LOCAL_PATH at a folder of CloudTrail logs, e.g. examples/)"
+        )
+    return LocalStore(folder, settings.enriched_local_path)
+
+
+@asynccontextmanager
+async def open_store(
+    settings: Settings, *, concurrency: int | None = None, check: bool = True
+) -> AsyncIterator[ObjectStore]:
+    """The trail's bucket, or the local folder standing in for it."""
+    if not settings.cloudtrail_bucket_name:
+        yield local_store(settings, check=check)
+        return
+    from umbrellabot.storage.s3 import open_bucket
+
+    async with open_bucket(
+        settings.cloudtrail_bucket_name,
+        region=settings.aws_region,
+        concurrency=concurrency or settings.s3_concurrency,
+        max_attempts=settings.s3_max_attempts,
+    ) as bucket:
+        yield bucket
+
+
+def output_for(settings: Settings) -> Callable[[str], str]:
+    """Where a log file's enriched copy goes: the processed prefix in the bucket, or the same
+    key under ENRICHED_LOCAL_PATH."""
+    prefix = settings.cloudtrail_processed_prefix if settings.cloudtrail_bucket_name else ""
+    return partial(output_key, prefix)
+
+
+# the query engine
+
+
+def require_bucket(settings: Settings) -> str:
+    if not settings.cloudtrail_bucket_name:
+        raise UsageError(
+            "CLOUDTRAIL_BUCKET_NAME is not set (the Athena table reads the enriched copies there"
+            " and query results go under ATHENA_RESULTS_PREFIX)"
+        )
+    return settings.cloudtrail_bucket_name
+
+
+def results_location(settings: Settings) -> str:
+    return f"s3://{require_bucket(settings)}/{normalize_prefix(settings.athena_results_prefix)}"
+
+
+@asynccontextmanager
+async def open_athena(settings: Settings, **options: Any) -> AsyncIterator[AthenaEngine]:
+    """An AthenaEngine from the settings (`options`: backoff, page_size, sleep, on_state)."""
+    from umbrellabot.query import athena
+
+    output = results_location(settings)
+    async with athena.open_athena(
+        region=settings.aws_region,
+        max_attempts=settings.s3_max_attempts,
+        database=settings.athena_database,
+        table=settings.athena_table,
+        workgroup=settings.athena_workgroup,
+        output_location=output,
+        timeout_s=settings.athena_timeout_s,
+        **options,
+    ) as engine:
+        yield engine
+
+
+def duckdb_engine(settings: Settings) -> DuckDBEngine:
+    from umbrellabot.query.duckdb_engine import DuckDBEngine
+
+    return DuckDBEngine(settings.enriched_local_path)
+
+
+@asynccontextmanager
+async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
+    """Athena when configured (a bucket, or QUERY_ENGINE=athena), else DuckDB."""
+    if settings.uses_athena():
+        async with open_athena(settings) as engine:
+            yield engine
+    else:
+        yield duckdb_engine(settings)
+
+
+def athena_table(settings: Settings) -> AthenaTable:
+    from umbrellabot.query.athena_setup import AthenaTable
+
+    return AthenaTable(
+        database=settings.athena_database,
+        table=settings.athena_table,
+        bucket=require_bucket(settings),
+        processed_prefix=settings.cloudtrail_processed_prefix,
+    )
+
+
+async def discover_layout(settings: Settings) -> TableLayout:
+    """The Athena table's layout from the logs in the bucket (see athena_setup.layout_for).
+    Raises layout.LayoutError for an impossible prefix, s3.S3AccessError when S3 refuses."""
+    from umbrellabot.query import athena_setup
+    from umbrellabot.storage.discovery import discover
+
+    bucket = require_bucket(settings)
+    async with open_store(settings) as store:
+        found = await discover(
+            store,
+            settings.cloudtrail_initial_prefix,
+            exclude=[settings.cloudtrail_processed_prefix, settings.athena_results_prefix],
+        )
+    return athena_setup.layout_for(found.regions, settings.cloudtrail_initial_prefix, bucket)
+
+
+def table_ddl(settings: Settings, layout: TableLayout, start: date = DEFAULT_START) -> str:
+    from umbrellabot.query import athena_setup
+
+    return athena_setup.table_ddl(athena_table(settings), layout, start)
+
+
+async def setup_table(settings: Settings, start: date = DEFAULT_START) -> list[str]:
+    """Discovery, then the setup statements: what `umbrellabot athena setup` and the daemon's
+    ATHENA_SETUP_ON_START run."""
+    from umbrellabot.query import athena_setup
+
+    layout = await discover_layout(settings)
+    async with open_athena(settings) as engine:
+        return await athena_setup.setup(engine, athena_table(settings), layout, start)
+
+
+# Slack
+
+
+def slack_notifier(
+    settings: Settings,
+    state: StateBackend,
+    channels: Mapping[str, str] | None = None,
+    **options: Any,
+) -> SlackNotifier:
+    """Alerts to SLACK_CHANNEL (`options`: client and the notifier's clocks, for tests)."""
+    from umbrellabot.slack.client import slack_client
+    from umbrellabot.slack.notifier import SlackNotifier
+
+    if settings.slack_bot_token is None:
+        raise SlackSettingsError("SLACK_BOT_TOKEN is not set")
+    if not settings.slack_channel:
+        raise SlackSettingsError("SLACK_CHANNEL is not set (alerts need it with a bot token)")
+    client = options.pop("client", None) or slack_client(
+        settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    )
+    return SlackNotifier(
+        client,
+        outbox=state.outbox,
+        rollups=state.rollups,
+        channel=settings.slack_channel,
+        rule_channels=channels,
+        min_severity=settings.alert_min_severity,
+        rollup_threshold=settings.slack_rollup_threshold,
+        rollup_window_minutes=settings.slack_rollup_window_minutes,
+        post_interval_s=settings.slack_post_interval_s,
+        cycle_summary=settings.slack_cycle_summary,
+        **options,
+    )
+
+
+def notifier_for(
+    settings: Settings,
+    state: StateBackend,
+    console: Console,
+    rules: Sequence[Rule] = (),
+    **options: Any,
+) -> Notifier:
+    """Slack when a bot token is configured, else the console (the embedded default)."""
+    if settings.slack_enabled():
+        channels = {rule.id: rule.channel for rule in rules if rule.channel}
+        return slack_notifier(settings, state, channels, **options)
+    return ConsoleNotifier(console)
+
+
+def bot_config(settings: Settings) -> BotConfig:
+    from umbrellabot.slack.bot import BotConfig
+
+    if settings.slack_bot_token is None:
+        raise SettingsError("SLACK_BOT_TOKEN is not set (the bot needs a xoxb- token)")
+    if settings.slack_app_token is None:
+        raise SettingsError("SLACK_APP_TOKEN is not set (Socket Mode needs a xapp- token)")
+    return BotConfig(
+        bot_token=settings.slack_bot_token.get_secret_value(),
+        app_token=settings.slack_app_token.get_secret_value(),
+        api_url=settings.slack_api_url,
+        allowed_channels=frozenset(settings.allowed_channels),
+        allowed_users=frozenset(settings.allowed_users),
+        lookup_days=settings.event_lookup_days,
+        lookup_timeout_s=settings.athena_timeout_s + 30,
+    )
+
+
+def slack_bot(
+    settings: Settings,
+    *,
+    locator: EventLocator,
+    rules: Sequence[Rule],
+    state: StateBackend | None = None,
+    **options: Any,
+) -> SlackBot:
+    """The Socket Mode bot; `state` gives `status` its cycles and outbox."""
+    from umbrellabot.slack.bot import SlackBot
+
+    return SlackBot(
+        bot_config(settings),
+        locator=locator,
+        rules=rules,
+        cycles=state.cycles if state else None,
+        outbox=state.outbox if state else None,
+        **options,
     )

@@ -47,7 +47,7 @@ def _severity(text: str) -> Severity:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from umbrellabot.cli.scan import find_log_files, scan  # the enrichment stack loads on demand
+    from umbrellabot.cli.scan import find_log_files, scan, summary_lines
 
     settings = load_settings()
     rules = load_rule_set(settings, args.rules)
@@ -66,7 +66,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
             alert_min_severity=min_severity,
             on_file_done=lambda _: progress.advance(task),
         )
-    stdout.print(render.summary_lines(summary, str(args.out)), soft_wrap=True)
+    stdout.print(summary_lines(summary, str(args.out)), soft_wrap=True)
     if summary.alerts:
         stdout.print(render.alert_table(summary.alerts, args.limit))
     else:

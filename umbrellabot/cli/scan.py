@@ -14,8 +14,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from rich.console import RenderableType
+from rich.text import Text
+
+from umbrellabot.app.render import problem_line
 from umbrellabot.enrich.enrichment import FileResult, enrich_stream
-from umbrellabot.enrich.geoip import CountryLookup, IpstackGeo
+from umbrellabot.enrich.geoip import CountryLookup
 from umbrellabot.enrich.logfile import LogFormatError, read_records
 from umbrellabot.errors import UsageError
 from umbrellabot.model.alerts import Alert
@@ -83,7 +87,7 @@ def find_log_files(sources: Sequence[Path]) -> list[LogFile]:
     return found
 
 
-def _prefetch_countries(path: Path, geo: IpstackGeo) -> None:
+def _prefetch_countries(path: Path, geo: CountryLookup) -> None:
     """ipstack is asked ahead of enrichment, once per distinct address of the file."""
     with path.open("rb") as raw:
         addresses = {
@@ -104,7 +108,7 @@ def enrich_file(
     """Enrich one file into `out_dir`; the output is complete or absent, never partial."""
     target = out_dir / Path(*log_file.output_relative.parts)
     target.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(geo, IpstackGeo):
+    if geo.prefetches:
         _prefetch_countries(log_file.path, geo)
     handle, temp_name = tempfile.mkstemp(prefix=".partial-", dir=target.parent)
     try:
@@ -158,3 +162,19 @@ def scan(
             if on_file_done is not None:
                 on_file_done(log_file)
     return summary
+
+
+def summary_lines(summary: ScanSummary, out_dir: str) -> RenderableType:
+    lines = Text()
+    lines.append(f"Files enriched: {summary.files}", style="bold")
+    lines.append(f"   records: {summary.records:,}   flagged: {summary.flagged:,}\n")
+    counts = ", ".join(
+        f"{summary.by_severity[s]} {s.label}" for s in reversed(Severity) if summary.by_severity[s]
+    )
+    lines.append(f"Rule matches by severity: {counts or 'none'}\n")
+    lines.append(f"Enriched copies in: {out_dir}\n")
+    for path, why in summary.skipped:
+        problem_line(lines, "Skipped", "yellow", path, why)
+    for path, reason in summary.failed:
+        problem_line(lines, "Failed", "bold red", path, reason)
+    return lines

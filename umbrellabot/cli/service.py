@@ -19,7 +19,10 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from umbrellabot.app import daemon, logs, render
+from umbrellabot.app import logs, render, wiring
+from umbrellabot.app.cycle import CycleOutcome, backfill, run_once
+from umbrellabot.app.daemon import Daemon
+from umbrellabot.app.services import Services, lookup
 from umbrellabot.cli.output import (
     EXIT_CANNOT_RUN,
     EXIT_FAILED,
@@ -32,7 +35,9 @@ from umbrellabot.cli.output import (
 from umbrellabot.config import Settings, SettingsError, load_settings
 from umbrellabot.errors import UsageError
 from umbrellabot.model.layout import LayoutError, days_between
-from umbrellabot.query.detections import configured_paths, load_detections, run_detections
+from umbrellabot.query.athena_ddl import DEFAULT_START
+from umbrellabot.query.detection_runs import run_detections
+from umbrellabot.query.detections import load_detections
 from umbrellabot.query.queries import InvalidQueryInput, QueryError
 from umbrellabot.query.story import build_story
 from umbrellabot.storage.s3 import S3AccessError
@@ -63,7 +68,7 @@ def _exit_code(run: Any) -> int:
     return int(result)
 
 
-def _print_outcome(svc: daemon.Services, outcome: daemon.CycleOutcome) -> None:
+def _print_outcome(svc: Services, outcome: CycleOutcome) -> None:
     stdout.print(render.cycle_summary(outcome.report, svc.where), soft_wrap=True)
     if outcome.detections:
         stdout.print(
@@ -79,10 +84,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if not args.once:
         logs.configure(settings.log_level, settings.log_format)
-        return asyncio.run(daemon.Daemon(settings, stdout).run())
+        return asyncio.run(Daemon(settings, stdout).run())
 
     def once() -> int:
-        svc, outcome = _aws(daemon.run_once(settings, stdout))
+        svc, outcome = _aws(run_once(settings, stdout))
         _print_outcome(svc, outcome)
         return EXIT_OK
 
@@ -103,7 +108,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         with Progress(*columns, console=stderr, transient=True, disable=not show_bar) as bar:
             task = bar.add_task("files", total=None)
             svc, outcome = _aws(
-                daemon.backfill(
+                backfill(
                     settings,
                     days,
                     stdout,
@@ -118,7 +123,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 async def _show(settings: Settings, event_id: str, as_json: bool) -> int:
-    async with daemon.lookup(settings) as (locator, rules):
+    async with lookup(settings) as (locator, rules):
         try:
             found = await locator.find(event_id)
         except InvalidQueryInput as err:
@@ -143,7 +148,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def _detection_paths(settings: Settings, args: argparse.Namespace) -> list[Any]:
-    return list(args.paths) if args.paths else configured_paths(settings)
+    return list(args.paths) if args.paths else wiring.detection_paths(settings)
 
 
 def cmd_detections_list(args: argparse.Namespace) -> int:
@@ -164,11 +169,11 @@ def cmd_detections_list(args: argparse.Namespace) -> int:
 
 
 async def _detect(settings: Settings, paths: list[Any]) -> int:
-    from umbrellabot.query.detections import DetectionRunError
+    from umbrellabot.query.detection_runs import DetectionRunError
 
     detections = load_detections(paths)
     failed: dict[str, str] = {}
-    async with daemon.open_engine(settings) as engine:
+    async with wiring.open_engine(settings) as engine:
         try:
             results = await run_detections(engine, detections)
         except DetectionRunError as err:
@@ -191,29 +196,23 @@ def cmd_detections_run(args: argparse.Namespace) -> int:
 
 
 def cmd_athena_ddl(args: argparse.Namespace) -> int:
-    from umbrellabot.query.athena_ddl import DEFAULT_START
-    from umbrellabot.query import athena
-
     settings = load_settings()
-    athena.require_bucket(settings)
+    wiring.require_bucket(settings)
 
     def work() -> int:
-        layout = _aws(athena.discover_layout(settings))
-        print(athena.table_ddl(settings, layout, args.since or DEFAULT_START))
+        layout = _aws(wiring.discover_layout(settings))
+        print(wiring.table_ddl(settings, layout, args.since or DEFAULT_START))
         return EXIT_OK
 
     return _exit_code(work)
 
 
 def cmd_athena_setup(args: argparse.Namespace) -> int:
-    from umbrellabot.query.athena_ddl import DEFAULT_START
-    from umbrellabot.query import athena
-
     settings = load_settings()
-    athena.require_bucket(settings)
+    wiring.require_bucket(settings)
 
     def work() -> int:
-        for line in _aws(athena.setup_table(settings, args.since or DEFAULT_START)):
+        for line in _aws(wiring.setup_table(settings, args.since or DEFAULT_START)):
             print(line)
         return EXIT_OK
 

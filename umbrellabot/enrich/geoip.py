@@ -23,7 +23,16 @@ log = logging.getLogger(__name__)
 
 
 class CountryLookup(Protocol):
+    """Country of a source address. An online lookup is asked ahead, per file, on the event
+    loop (`prefetch`), so that enrichment in worker processes stays synchronous and offline."""
+
+    prefetches: bool  # whether `prefetch` is worth a pass over a file's addresses
+
     def country(self, address: str | None) -> str | None: ...
+
+    async def prefetch(self, addresses: Iterable[str]) -> dict[str, str | None]:
+        """Look `addresses` up ahead; returns what was learnt (for workers elsewhere)."""
+        ...
 
 
 @lru_cache(maxsize=65536)
@@ -38,8 +47,13 @@ def is_public_ip(address: str) -> bool:
 class OfflineGeo:
     """iptocc's bundled database; None for anything that is not a public IP address."""
 
+    prefetches = False
+
     def __init__(self) -> None:
         self._cache: dict[str, str | None] = {}
+
+    async def prefetch(self, addresses: Iterable[str]) -> dict[str, str | None]:
+        return {}
 
     def country(self, address: str | None) -> str | None:
         if not address:
@@ -62,6 +76,8 @@ class IpstackStats:
 
 class IpstackGeo:
     """ipstack first, offline database as fallback."""
+
+    prefetches = True
 
     def __init__(
         self,
@@ -94,13 +110,17 @@ class IpstackGeo:
         """What ipstack said about these addresses (for workers in other processes)."""
         return {a: self._known[a] for a in addresses if a in self._known}
 
-    async def prefetch(self, addresses: Iterable[str]) -> None:
-        """Ask ipstack about every public address not asked before, within the cap."""
-        wanted = sorted({a for a in addresses if a not in self._known and is_public_ip(a)})
+    async def prefetch(self, addresses: Iterable[str]) -> dict[str, str | None]:
+        """Ask ipstack about every public address not asked before, within the cap; returns
+        what ipstack said about `addresses` (now or before)."""
+        asked = set(addresses)
+        wanted = sorted({a for a in asked if a not in self._known and is_public_ip(a)})
         room = max(0, self._max_calls - self.stats.calls)
-        if self._gave_up or not wanted or room == 0:
-            return
-        wanted = wanted[:room]
+        if not self._gave_up and wanted and room > 0:
+            await self._ask_all(wanted[:room])
+        return self.answers(asked)
+
+    async def _ask_all(self, wanted: list[str]) -> None:
         limit = asyncio.Semaphore(self._concurrency)
         async with aiohttp.ClientSession(timeout=self._timeout) as session:
 

@@ -10,8 +10,7 @@ What no retry can fix (access denied, bad credentials) becomes `AthenaAccessErro
 naming the action and the workgroup, like s3.S3AccessError. Throttling and 5xx are retried by
 botocore's adaptive retry mode.
 
-`setup` creates the table (athena_ddl.py) from what discovery finds in the bucket: the trail
-prefix, the organization and the accounts.
+The table itself is made by `athena_setup.py` (statements from `athena_ddl.py`).
 """
 
 from __future__ import annotations
@@ -22,27 +21,13 @@ import math
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from umbrellabot.config import Settings
-from umbrellabot.errors import UsageError
-from umbrellabot.model.layout import normalize_prefix
-from umbrellabot.query.athena_ddl import (
-    DEFAULT_START,
-    TableLayout,
-    TableLayoutError,
-    create_database_ddl,
-    create_table_ddl,
-    layout_from_folders,
-    layout_from_prefix,
-    projection_update_ddl,
-)
+from umbrellabot.errors import one_line
 from umbrellabot.query.queries import ParamValue, Query, QueryError, QueryTimeout, Row, bind
-from umbrellabot.storage.discovery import discover
-from umbrellabot.storage.s3 import aws_session, client_config, open_bucket
+from umbrellabot.storage.aws import NO_CREDENTIALS, aws_session, client_config
 
 log = logging.getLogger(__name__)
 
@@ -134,20 +119,13 @@ def convert(text: str | None, kind: str) -> Any:
     return text  # varchar, char, date, timestamp, json, row, map...
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _describe(err: Exception, action: str, workgroup: str) -> QueryError:
     if isinstance(err, NoCredentialsError):
-        return AthenaAccessError(
-            "no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,"
-            " or run with an instance or task role)"
-        )
+        return AthenaAccessError(NO_CREDENTIALS)
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
-        message = _one_line(str(error.get("Message", ""))).rstrip(".")
+        message = one_line(str(error.get("Message", ""))).rstrip(".")
         detail = f"{code}{': ' + message if message else ''}"
         if code in FATAL_CODES:
             return AthenaAccessError(
@@ -156,13 +134,13 @@ def _describe(err: Exception, action: str, workgroup: str) -> QueryError:
                 "GetQueryResults/StopQueryExecution, glue:GetTable, s3 on the results prefix)"
             )
         return QueryError(f"athena:{action} in workgroup {workgroup!r}: {detail}")
-    return QueryError(f"athena:{action}: {type(err).__name__}: {_one_line(str(err))}")
+    return QueryError(f"athena:{action}: {type(err).__name__}: {one_line(str(err))}")
 
 
 def _failure(query_id: str, label: str, state: str, status: dict[str, Any]) -> str:
-    reason = _one_line(str(status.get("StateChangeReason") or ""))
+    reason = one_line(str(status.get("StateChangeReason") or ""))
     error = status.get("AthenaError") or {}
-    message = _one_line(str(error.get("ErrorMessage") or ""))
+    message = one_line(str(error.get("ErrorMessage") or ""))
     if message and message not in reason:
         reason = f"{reason}; {message}" if reason else message
     return f"Athena query {query_id} ({label}) {state}: {reason or 'Athena gave no reason'}"
@@ -310,133 +288,34 @@ class AthenaEngine:
                 return rows
 
 
-def require_bucket(settings: Settings) -> str:
-    if not settings.cloudtrail_bucket_name:
-        raise UsageError(
-            "CLOUDTRAIL_BUCKET_NAME is not set (the Athena table reads the enriched copies there"
-            " and query results go under ATHENA_RESULTS_PREFIX)"
-        )
-    return settings.cloudtrail_bucket_name
-
-
-def results_location(settings: Settings) -> str:
-    return f"s3://{require_bucket(settings)}/{normalize_prefix(settings.athena_results_prefix)}"
-
-
 @asynccontextmanager
 async def open_athena(
-    settings: Settings,
     *,
+    region: str | None,
+    max_attempts: int,
+    database: str,
+    table: str,
+    workgroup: str,
+    output_location: str,
+    timeout_s: float,
     backoff: Backoff | None = None,
     page_size: int = MAX_PAGE_SIZE,
     sleep: Sleep = asyncio.sleep,
     on_state: StateObserver | None = None,
 ) -> AsyncIterator[AthenaEngine]:
-    """An AthenaEngine from the settings; AWS_ENDPOINT_URL and the credential chain apply."""
-    output = results_location(settings)
-    session = aws_session()
-    config = client_config(1, settings.s3_max_attempts)
-    async with session.client("athena", region_name=settings.aws_region, config=config) as client:
+    """An AthenaEngine on one aioboto3 client; AWS_ENDPOINT_URL and the credential chain
+    apply."""
+    config = client_config(1, max_attempts)
+    async with aws_session().client("athena", region_name=region, config=config) as client:
         yield AthenaEngine(
             client,
-            database=settings.athena_database,
-            table=settings.athena_table,
-            workgroup=settings.athena_workgroup,
-            output_location=output,
-            timeout_s=settings.athena_timeout_s,
+            database=database,
+            table=table,
+            workgroup=workgroup,
+            output_location=output_location,
+            timeout_s=timeout_s,
             backoff=backoff,
             page_size=page_size,
             sleep=sleep,
             on_state=on_state,
         )
-
-
-async def discover_layout(settings: Settings) -> TableLayout:
-    """The table's layout from the logs in the bucket; for a bucket without logs yet, from
-    CLOUDTRAIL_INITIAL_PREFIX when it names an account. Raises TableLayoutError otherwise,
-    layout.LayoutError for an impossible prefix, s3.S3AccessError when S3 refuses."""
-    bucket = require_bucket(settings)
-    async with open_bucket(
-        bucket,
-        region=settings.aws_region,
-        concurrency=settings.s3_concurrency,
-        max_attempts=settings.s3_max_attempts,
-    ) as s3:
-        found = await discover(
-            s3,
-            settings.cloudtrail_initial_prefix,
-            exclude=[settings.cloudtrail_processed_prefix, settings.athena_results_prefix],
-        )
-    layout = layout_from_folders(found.regions) or layout_from_prefix(
-        settings.cloudtrail_initial_prefix
-    )
-    if layout is None:
-        raise TableLayoutError(
-            f"no CloudTrail logs found under s3://{bucket}/"
-            f"{normalize_prefix(settings.cloudtrail_initial_prefix)} yet, and"
-            " CLOUDTRAIL_INITIAL_PREFIX names no account to build the table for: set it to"
-            " [prefix/]AWSLogs/[o-org/]<account>/ or run this again once logs arrived"
-        )
-    return layout
-
-
-def table_ddl(settings: Settings, layout: TableLayout, start: date = DEFAULT_START) -> str:
-    return create_table_ddl(
-        database=settings.athena_database,
-        table=settings.athena_table,
-        bucket=require_bucket(settings),
-        processed_prefix=settings.cloudtrail_processed_prefix,
-        layout=layout,
-        start=start,
-    )
-
-
-def setup_statements(
-    settings: Settings, layout: TableLayout, start: date = DEFAULT_START
-) -> list[tuple[str, str]]:
-    """(what it does, DDL) in order: the database unless `default`, the table if missing, then
-    the projection's accounts, regions and location brought up to date."""
-    database, table = settings.athena_database, settings.athena_table
-    statements = []
-    if database != "default":
-        statements.append(
-            (f"database {database}: created if missing", create_database_ddl(database))
-        )
-    statements.append(
-        (f"table {database}.{table}: created if missing", table_ddl(settings, layout, start))
-    )
-    accounts = ", ".join(layout.accounts)
-    org = f", organization {layout.org}" if layout.org else ""
-    statements.append(
-        (
-            f"table {database}.{table}: projection set to accounts {accounts}{org},"
-            f" {len(layout.regions)} regions",
-            projection_update_ddl(
-                database=database,
-                table=table,
-                bucket=require_bucket(settings),
-                processed_prefix=settings.cloudtrail_processed_prefix,
-                layout=layout,
-            ),
-        )
-    )
-    return statements
-
-
-async def setup(
-    settings: Settings, engine: AthenaEngine, layout: TableLayout, start: date = DEFAULT_START
-) -> list[str]:
-    """Run the setup statements (each waits for the previous); returns what was done."""
-    done = []
-    for description, sql in setup_statements(settings, layout, start):
-        query_id = await engine.execute_ddl(sql)
-        done.append(f"{description} (query {query_id})")
-    return done
-
-
-async def setup_table(settings: Settings, start: date = DEFAULT_START) -> list[str]:
-    """Discovery, then setup: what `umbrellabot athena setup` and the daemon's
-    ATHENA_SETUP_ON_START run."""
-    layout = await discover_layout(settings)
-    async with open_athena(settings) as engine:
-        return await setup(settings, engine, layout, start)

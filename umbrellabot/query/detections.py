@@ -44,40 +44,29 @@ checked, so a detection that cannot run is refused before anything runs.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
-from umbrellabot.errors import ProblemsError
-from umbrellabot.model.alerts import Alert
-from umbrellabot.model.records import principal_of_identity
+from umbrellabot.errors import ProblemsError, first_line
 from umbrellabot.model.severity import Severity
 from umbrellabot.query.queries import (
     RANGE_PREDICATE,
-    Engine,
-    ParamValue,
-    Query,
-    QueryError,
     Row,
-    TimeRange,
     iso,
 )
 from umbrellabot.rules.catalog import load_items
-
-if TYPE_CHECKING:
-    from umbrellabot.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +161,7 @@ class DetectionResult:
     @property
     def count(self) -> int | None:
         value = self.row.get("count")
-        return _as_int(value) if value is not None else None
+        return as_int(value) if value is not None else None
 
     def summary(self) -> str:
         """One line for people: detection, group, window, count."""
@@ -188,16 +177,6 @@ class DetectionResult:
         """Group key and window start as text: with the detection id, the outbox's dedup key."""
         values = {name: _key_text(value) for name, value in self.group_key.items()}
         return f"{orjson.dumps(values).decode()}@{iso(self.window_start)}"
-
-
-class DetectionRunError(Exception):
-    """Some detections could not run; `results` holds what the others found."""
-
-    def __init__(self, results: list[DetectionResult], failures: dict[str, str]) -> None:
-        lines = [f"detection {name}: {reason}" for name, reason in failures.items()]
-        super().__init__("\n".join(lines))
-        self.results = results
-        self.failures = failures
 
 
 # Durations
@@ -251,7 +230,7 @@ def _check_sql(sql: str, group_by: Sequence[str]) -> None:
     try:
         statements = sqlglot.parse(text, read="trino")
     except SqlglotError as err:
-        raise _KeyProblem("sql", f"does not parse as Trino SQL: {_one_line(str(err))}") from None
+        raise _KeyProblem("sql", f"does not parse as Trino SQL: {first_line(str(err))}") from None
     if len(statements) != 1 or statements[0] is None:
         raise _KeyProblem("sql", "expected exactly one SELECT statement")
     tree = statements[0]
@@ -267,7 +246,9 @@ def _check_sql(sql: str, group_by: Sequence[str]) -> None:
     try:
         tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as err:
-        raise _KeyProblem("sql", f"cannot be translated to DuckDB: {_one_line(str(err))}") from None
+        raise _KeyProblem(
+            "sql", f"cannot be translated to DuckDB: {first_line(str(err))}"
+        ) from None
     columns = set(tree.named_selects)
     if "*" not in columns:
         for needed in (BUCKET_COLUMN, *group_by):
@@ -371,11 +352,6 @@ def load_detections(paths: Sequence[Path]) -> list[Detection]:
     )
 
 
-def configured_paths(settings: Settings) -> list[Path]:
-    """DETECTIONS_PATH, else the packaged set."""
-    return list(settings.detections_path) or [default_detections_path()]
-
-
 def default_detections_path() -> Path:
     """The packaged detections (in a wheel), else config/detections/ of a source checkout."""
     package = Path(__file__).resolve().parents[1]  # umbrellabot/
@@ -385,180 +361,7 @@ def default_detections_path() -> Path:
     return package.parent / "config" / "detections"
 
 
-# Running
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one run of one detection reads and evaluates."""
-
-    detection: Detection
-    query: Query
-    first_bucket: int
-    last_bucket: int
-
-
-def plan(detection: Detection, now: datetime, late_events: timedelta = LATE_EVENTS) -> Plan:
-    """The query of one run at `now`: the windows that ended less than `late_events` ago and
-    the current one, plus the detection's lookback before them."""
-    now = now.astimezone(UTC).replace(microsecond=0)
-    window_s = int(detection.window.total_seconds())
-    earliest = now - max(detection.window, late_events)
-    first_bucket = math.floor(earliest.timestamp() / window_s)
-    last_bucket = math.floor(now.timestamp() / window_s)
-    window_start = datetime.fromtimestamp(first_bucket * window_s, UTC)
-    params: dict[str, ParamValue] = {
-        "threshold": detection.threshold,
-        "window_s": window_s,
-        "window_start": iso(window_start),
-        "window_end": iso(now),
-        "window_first_day": f"{window_start:%Y/%m/%d}",
-    }
-    query = Query(
-        f"detection {detection.id}",
-        detection.expanded_sql(),
-        TimeRange(window_start - detection.lookback, now),
-        params,
-    )
-    return Plan(detection, query, first_bucket, last_bucket)
-
-
-def results_of(plan: Plan, rows: Iterable[Row]) -> list[DetectionResult]:
-    """Rows -> results, oldest window first; raises QueryError for rows without the bucket or a
-    group column. Rows for windows outside the evaluated ones are left out (and logged)."""
-    detection = plan.detection
-    window_s = int(detection.window.total_seconds())
-    results: list[DetectionResult] = []
-    outside = 0
-    for row in rows:
-        missing = [name for name in (BUCKET_COLUMN, *detection.group_by) if name not in row]
-        if missing:
-            raise QueryError(f"the result has no column {missing[0]!r}")
-        try:
-            bucket = _as_int(row[BUCKET_COLUMN])
-        except (TypeError, ValueError):
-            raise QueryError(f"bucket is not a number: {row[BUCKET_COLUMN]!r}") from None
-        if not plan.first_bucket <= bucket <= plan.last_bucket:
-            outside += 1
-            continue
-        start = datetime.fromtimestamp(bucket * window_s, UTC)
-        results.append(
-            DetectionResult(
-                detection=detection,
-                group_key={name: row[name] for name in detection.group_by},
-                window_start=start,
-                window_end=start + detection.window,
-                row=row,
-            )
-        )
-    results.sort(key=lambda result: (result.window_start, result.alert_key))
-    if outside:
-        log.warning(
-            "detection %s: %d rows for windows outside the evaluated ones ignored",
-            detection.id,
-            outside,
-        )
-    return results
-
-
-async def run_detections(
-    engine: Engine,
-    detections: Sequence[Detection],
-    now: datetime | None = None,
-    *,
-    late_events: timedelta = LATE_EVENTS,
-    concurrency: int = 2,
-) -> list[DetectionResult]:
-    """Run every enabled detection once at `now` on `engine`.
-
-    Results are in detection order, then window order. If some detections fail (QueryError,
-    QueryTimeout, a result without its columns), the others still run, then DetectionRunError
-    is raised with their results and one reason per failed detection."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    plans = [plan(d, moment, late_events) for d in detections if d.enabled]
-    gate = asyncio.Semaphore(max(concurrency, 1))
-
-    async def one(item: Plan) -> list[DetectionResult] | str:
-        async with gate:
-            try:
-                return results_of(item, await engine.run(item.query))
-            except QueryError as err:
-                return str(err) or type(err).__name__
-
-    outcomes = await asyncio.gather(*(one(item) for item in plans))
-    results: list[DetectionResult] = []
-    failures: dict[str, str] = {}
-    for item, outcome in zip(plans, outcomes, strict=True):
-        if isinstance(outcome, str):
-            failures[item.detection.id] = outcome
-        else:
-            results.extend(outcome)
-    if failures:
-        raise DetectionRunError(results, failures)
-    return results
-
-
-# Alerts
-
-_FIELDS: Mapping[str, tuple[str, ...]] = {
-    "event_id": ("event_id", "eventid"),
-    "event_source": ("event_source", "eventsource"),
-    "event_name": ("event_name", "eventname"),
-    "identity_type": ("identity_type",),
-    "account": ("account", "recipientaccountid"),
-    "region": ("region", "awsregion"),
-    "source_ip": ("source_ip", "sourceipaddress"),
-    "country": ("country", "xcountry_code"),
-    "user_agent": ("user_agent", "useragent"),
-    "error_code": ("error_code", "errorcode"),
-}
-
-
-def alerts_for(
-    results: Iterable[DetectionResult], min_severity: Severity = Severity.INFO
-) -> list[Alert]:
-    """One alert per result at or above `min_severity` (pass settings.alert_min_severity)."""
-    alerts: list[Alert] = []
-    for result in results:
-        detection = result.detection
-        if detection.severity < min_severity:
-            continue
-        row = result.row
-        fields = {name: _row_text(row, *columns) for name, columns in _FIELDS.items()}
-        count = result.count
-        title = detection.title
-        if count is not None:
-            title = f"{title} ({count} in {detection.window_text})"
-        alerts.append(
-            Alert(
-                rule_id=detection.id,
-                rule_title=title,
-                severity=detection.severity,
-                event_time=_row_text(row, "last_time", "first_time") or iso(result.window_end),
-                principal=_row_text(row, "principal")
-                or principal_of_identity(
-                    _row_text(row, "identity_type"), _row_text(row, "principal_arn")
-                ),
-                runbook=detection.runbook,
-                author=detection.author,
-                group_key=result.alert_key,
-                **fields,
-            )
-        )
-    return alerts
-
-
-def _row_text(row: Row, *columns: str) -> str | None:
-    for column in columns:
-        value = row.get(column)
-        if isinstance(value, list | tuple):
-            value = ", ".join(str(item) for item in value if item is not None) or None
-        if value is not None and value != "":
-            return str(value)
-    return None
-
-
-def _as_int(value: Any) -> int:
+def as_int(value: Any) -> int:
     if isinstance(value, bool):
         raise TypeError("a boolean is not a count")
     if isinstance(value, int):
@@ -577,8 +380,3 @@ def _key_text(value: Any) -> str | None:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def _one_line(message: str) -> str:
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return lines[0] if lines else "unknown error"

@@ -46,19 +46,17 @@ import threading
 from collections.abc import Iterable, Mapping
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import duckdb
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
+from umbrellabot.errors import first_line
 from umbrellabot.model import schema
 from umbrellabot.model.layout import CLOUDTRAIL, is_log_name
 from umbrellabot.query.queries import ParamValue, Query, QueryError, QueryTimeout, Row
-
-if TYPE_CHECKING:
-    from umbrellabot.config import Settings
 
 EVENTS_RELATION = "enriched_events"
 _RAW_RELATION = "enriched_raw"
@@ -166,9 +164,7 @@ def _log_files(folder: str) -> list[Path]:
             return sorted(
                 Path(entry.path)
                 for entry in entries
-                if is_log_name(entry.name)
-                and not entry.name.startswith(".")
-                and entry.is_file()
+                if is_log_name(entry.name) and not entry.name.startswith(".") and entry.is_file()
             )
     except OSError:
         return []
@@ -192,13 +188,8 @@ def translate(sql: str) -> tuple[str, frozenset[str]]:
             raise QueryError("positional '?' parameters are not supported; use :name")
         translated = tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE)
     except SqlglotError as err:
-        raise QueryError(f"cannot translate the query to DuckDB: {_one_line(str(err))}") from None
+        raise QueryError(f"cannot translate the query to DuckDB: {first_line(str(err))}") from None
     return translated, names
-
-
-def _one_line(message: str) -> str:
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return lines[0] if lines else "unknown error"
 
 
 def _bound_values(names: frozenset[str], params: Mapping[str, ParamValue]) -> dict[str, Any]:
@@ -244,10 +235,6 @@ class DuckDBEngine:
         self.root = root
         self.timeout_s = timeout_s
         self.threads = threads
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DuckDBEngine:
-        return cls(settings.enriched_local_path)
 
     async def run(self, query: Query) -> list[Row]:
         """Rows as dicts; the work happens on a worker thread. Raises QueryError/QueryTimeout."""
@@ -303,4 +290,4 @@ class DuckDBEngine:
                 f"query {query.name} was stopped ({reason or 'interrupted'})"
             ) from None
         except duckdb.Error as err:
-            raise QueryError(f"DuckDB: {_one_line(str(err))}") from None
+            raise QueryError(f"DuckDB: {first_line(str(err))}") from None

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from umbrellabot.query.queries import Engine, TimeRange, event_by_id, valid_event_id
-from umbrellabot.storage.sqlite_state import StateStore
+from umbrellabot.storage.ports import EventIndex
 
 log = logging.getLogger(__name__)
 ReadObject = Callable[[str], Awaitable[bytes]]
@@ -49,12 +49,12 @@ class EventLocator:
         self,
         read_object: ReadObject,
         *,
-        state: StateStore | None = None,
+        index: EventIndex | None = None,
         engine: Engine | None = None,
         window_days: int = 90,
     ) -> None:
         self._read = read_object
-        self._state = state
+        self._index = index
         self._engine = engine
         self._window_days = window_days
 
@@ -63,7 +63,7 @@ class EventLocator:
         lookup, and query.QueryError when the engine fails."""
         event_id = valid_event_id(event_id)
         # a thread: the ingest cycle may hold the database for a moment
-        indexed = await asyncio.to_thread(self._state.find_event, event_id) if self._state else None
+        indexed = await asyncio.to_thread(self._index.find_event, event_id) if self._index else None
         if indexed is not None:
             record = await self._from(indexed.key, event_id)
             if record is not None:

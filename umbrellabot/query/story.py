@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from umbrellabot.model.alerts import console_url
+from umbrellabot.model.facts import EventFacts
 from umbrellabot.model.records import Event, get_str
 from umbrellabot.model.schema import ENRICHMENT_FIELDS
 from umbrellabot.model.severity import Severity
@@ -87,28 +88,26 @@ def build_story(
         for rule in sorted(rules, key=lambda r: -r.severity)
         if rule.enabled and rule.matches(event)
     )
-    error = get_str(record, "errorCode")
+    facts = EventFacts.of(event)
     message = get_str(record, "errorMessage")
+    error = facts.error_code
     outcome = "success" if not error else f"{error}{': ' + message if message else ''}"
-    service = (get_str(record, "eventSource") or "?").removesuffix(".amazonaws.com")
-    event_id = get_str(record, "eventID")
-    region = get_str(record, "awsRegion")
     return EventStory(
         record=record,
         location=location,
-        event_id=event_id,
-        event_time=get_str(record, "eventTime"),
+        event_id=facts.event_id,
+        event_time=facts.event_time,
         priority=get_str(record, "xpriority"),
-        action=f"{service}:{get_str(record, 'eventName') or '?'}",
+        action=facts.action,
         outcome=outcome,
-        principal=event.principal,
-        identity_type=get_str(record, "userIdentity", "type"),
-        account=event.account,
-        region=region,
-        source_ip=get_str(record, "sourceIPAddress"),
-        country=country,
-        user_agent=get_str(record, "userAgent"),
+        principal=facts.principal,
+        identity_type=facts.identity_type,
+        account=facts.account,
+        region=facts.region,
+        source_ip=facts.source_ip,
+        country=facts.country,
+        user_agent=facts.user_agent,
         findings=findings,
         gone_rules=tuple(str(rule_id) for rule_id in flagged if rule_id not in loaded),
-        console_link=console_url(event_id, region),
+        console_link=console_url(facts.event_id, facts.region),
     )

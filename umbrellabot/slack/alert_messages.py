@@ -22,6 +22,7 @@ from umbrellabot.slack.text import (
     BLOCKS_MAX,
     MESSAGE_TEXT_MAX,
     SECTION_TEXT_MAX,
+    Message,
     context,
     escape,
     fallback,
@@ -51,14 +52,7 @@ _URL_TRAILING = ".,;:!?)]}'\""
 RUNBOOK_LINKS_MAX = 50
 
 
-class Message(NamedTuple):
-    """What chat.postMessage / chat.update get: `text` (fallback) and `blocks`."""
-
-    text: str
-    blocks: list[dict[str, Any]]
-
-
-class Reply(NamedTuple):
+class RollupReply(NamedTuple):
     """One roll-up thread reply and how many alerts (in order) it lists."""
 
     message: Message
@@ -266,10 +260,10 @@ def rollup_line(alert: Alert) -> str:
     return "• " + " · ".join(parts)
 
 
-def rollup_replies(alerts: Sequence[Alert], first_number: int = 1) -> list[Reply]:
+def rollup_replies(alerts: Sequence[Alert], first_number: int = 1) -> list[RollupReply]:
     """Thread replies listing `alerts`, numbered from `first_number`: as few messages as
     Slack's limits allow (3,000 characters a section, 50 blocks, 40,000 characters)."""
-    replies: list[Reply] = []
+    replies: list[RollupReply] = []
     number = first_number
     pending = list(alerts)
     while pending:
@@ -295,7 +289,7 @@ def rollup_replies(alerts: Sequence[Alert], first_number: int = 1) -> list[Reply
         last = number + len(taken) - 1
         heading = f"Alerts {number}–{last} of this roll-up"
         blocks = [context(heading), *(section(text) for text in sections)]
-        replies.append(Reply(Message(heading, verbatim(fit_blocks(blocks))), len(taken)))
+        replies.append(RollupReply(Message(heading, verbatim(fit_blocks(blocks))), len(taken)))
         pending = pending[len(taken) :]
         number = last + 1
     return replies

@@ -29,7 +29,8 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -41,140 +42,45 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from umbrellabot import __version__
-from umbrellabot.config import Settings, SettingsError
-from umbrellabot.model.alerts import Alert
-from umbrellabot.model.records import principal_of_identity
-from umbrellabot.model.severity import Severity
 from umbrellabot.query.lookup import EventLocator
 from umbrellabot.query.queries import (
-    Engine,
     InvalidQueryInput,
     QueryError,
-    TimeRange,
     valid_event_id,
 )
-from umbrellabot.query.queries import recent_alerts as recent_alerts_query
 from umbrellabot.query.story import build_story
 from umbrellabot.rules.rule import Rule
-from umbrellabot.slack import commands, replies
-from umbrellabot.storage.sqlite_state import StateStore
+from umbrellabot.slack import commands, replies, story_reply
+from umbrellabot.slack.client import api_url, bolt_logger
+from umbrellabot.slack.recent import RecentSource
+from umbrellabot.slack.text import Message
+from umbrellabot.storage.ports import AlertOutbox, CycleLog
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SLACK_API_URL = "https://slack.com/api/"
 ACK_AFTER_S = 1.0  # a slow `recent` is acknowledged after this long
 SEEN_MENTIONS = 2000  # (channel, ts) remembered so that a redelivered event is answered once
 
-RecentSource = Callable[[int], Awaitable[Sequence[replies.RecentItem]]]
 StatusExtra = Callable[[], Awaitable[Sequence[tuple[str, str]]]]
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    """What the bot needs to connect and whom it answers (app/wiring.py reads it from the
+    settings)."""
+
+    bot_token: str  # xoxb-
+    app_token: str  # xapp-: Socket Mode
+    api_url: str | None = None
+    allowed_channels: frozenset[str] = frozenset()  # empty: any
+    allowed_users: frozenset[str] = frozenset()  # empty: anyone
+    lookup_days: int = 90
+    lookup_timeout_s: float = 330.0
 
 
 class SlackBotError(Exception):
     """The bot cannot connect (Slack refused a token or cannot be reached); one line."""
-
-
-class AlertHistory(Protocol):
-    """What `recent_from_outbox` needs of the state store: the newest alerts of the outbox
-    (delivered or not), newest first."""
-
-    def recent_alerts(self, limit: int) -> Sequence[Alert]: ...
-
-
-def items_from_alerts(alerts: Sequence[Alert]) -> list[replies.RecentItem]:
-    """One item per event (its alerts' rules together), in the order given (newest first)."""
-    items: OrderedDict[tuple[str | None, ...], list[Alert]] = OrderedDict()
-    for alert in alerts:
-        key = (alert.event_id, alert.event_time, alert.action, alert.principal)
-        items.setdefault(key, []).append(alert)
-    result = []
-    for group in items.values():
-        first = max(group, key=lambda alert: alert.severity)
-        result.append(
-            replies.RecentItem(
-                event_id=first.event_id,
-                event_time=first.event_time,
-                severity=first.severity,
-                action=first.action,
-                principal=first.principal,
-                source_ip=first.source_ip,
-                country=first.country,
-                rules=tuple(dict.fromkeys(alert.rule_id for alert in group)),
-                error_code=first.error_code,
-            )
-        )
-    return result
-
-
-def recent_from_outbox(store: AlertHistory) -> RecentSource:
-    """`recent` from the alert outbox, read in a thread."""
-
-    async def recent(limit: int) -> Sequence[replies.RecentItem]:
-        # a few more alerts than events: one event may carry several rules
-        alerts = await asyncio.to_thread(store.recent_alerts, limit * 4)
-        return items_from_alerts(alerts)[:limit]
-
-    return recent
-
-
-def _text(row: Mapping[str, Any], name: str) -> str | None:
-    value = row.get(name)
-    return str(value) if value not in (None, "") else None
-
-
-def item_from_row(row: Mapping[str, Any]) -> replies.RecentItem:
-    """A row of query.recent_alerts (SUMMARY_COLUMNS) as a list item."""
-    try:
-        severity: Severity | None = Severity[str(row.get("xpriority"))]
-    except KeyError:
-        severity = None
-    service = (_text(row, "eventsource") or "?").removesuffix(".amazonaws.com")
-    principal = principal_of_identity(
-        _text(row, "identity_type"), _text(row, "principal_arn"), _text(row, "user_name")
-    )
-    rules = row.get("xrules")
-    return replies.RecentItem(
-        event_id=_text(row, "eventid"),
-        event_time=_text(row, "eventtime"),
-        severity=severity,
-        action=f"{service}:{_text(row, 'eventname') or '?'}",
-        principal=principal,
-        source_ip=_text(row, "sourceipaddress"),
-        country=_text(row, "xcountry_code"),
-        rules=tuple(str(rule) for rule in rules) if isinstance(rules, list | tuple) else (),
-        error_code=_text(row, "errorcode"),
-    )
-
-
-def recent_from_engine(engine: Engine, min_severity: Severity, days: int = 7) -> RecentSource:
-    """`recent` as a query over the enriched history of the last `days` days."""
-
-    async def recent(limit: int) -> Sequence[replies.RecentItem]:
-        query = recent_alerts_query(min_severity, limit, TimeRange.last(days=days))
-        return [item_from_row(row) for row in await engine.run(query)]
-
-    return recent
-
-
-def api_url(settings: Settings) -> str:
-    """SLACK_API_URL (with the trailing slash slack_sdk needs) or Slack's own."""
-    url = settings.slack_api_url or SLACK_API_URL
-    return url if url.endswith("/") else url + "/"
-
-
-class _TokenNotice(logging.Filter):
-    """Bolt reads SLACK_BOT_TOKEN from the environment by itself and then warns that the client
-    we hand it wins; that is intended, so the notice is dropped."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "`token` will be unused" not in record.getMessage()
-
-
-def _bolt_logger() -> logging.Logger:
-    logger = logging.getLogger("slack_bolt.AsyncApp")
-    if not any(isinstance(f, _TokenNotice) for f in logger.filters):
-        logger.addFilter(_TokenNotice())
-    return logger
 
 
 class SlackBot:
@@ -183,36 +89,30 @@ class SlackBot:
 
     def __init__(
         self,
-        settings: Settings,
+        config: BotConfig,
         *,
         locator: EventLocator,
         rules: Sequence[Rule],
-        state: StateStore | None = None,
+        cycles: CycleLog | None = None,
+        outbox: AlertOutbox | None = None,
         recent: RecentSource | None = None,
         recent_label: str = "the alert history",
         status_extra: StatusExtra | None = None,
-        lookup_timeout_s: float | None = None,
         max_concurrent_lookups: int = 4,
         ping_interval_s: float = 10,
         slow_ack_after_s: float = ACK_AFTER_S,
     ) -> None:
-        if settings.slack_bot_token is None:
-            raise SettingsError("SLACK_BOT_TOKEN is not set (the bot needs a xoxb- token)")
-        if settings.slack_app_token is None:
-            raise SettingsError("SLACK_APP_TOKEN is not set (Socket Mode needs a xapp- token)")
-        self.settings = settings
+        self.config = config
         self.rules = list(rules)
         self._locator = locator
-        self._state = state
+        self._cycles = cycles
+        self._outbox = outbox
         self._recent = recent
         self._recent_label = recent_label
         self._status_extra = status_extra
-        self._lookup_timeout_s = lookup_timeout_s or settings.athena_timeout_s + 30
         self._lookups = asyncio.Semaphore(max_concurrent_lookups)
         self._ping_interval_s = ping_interval_s
         self._slow_ack_after_s = slow_ack_after_s
-        self._allowed_channels = frozenset(settings.allowed_channels)
-        self._allowed_users = frozenset(settings.allowed_users)
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler: AsyncSocketModeHandler | None = None
@@ -220,8 +120,8 @@ class SlackBot:
         self.bot_id: str | None = None
         self.bot_name = "umbrellabot"
         self.client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(),
-            base_url=api_url(settings),
+            token=config.bot_token,
+            base_url=api_url(config.api_url),
             retry_handlers=[
                 AsyncConnectionErrorRetryHandler(max_retry_count=2),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=2),
@@ -229,7 +129,7 @@ class SlackBot:
         )
         self.app = AsyncApp(
             client=self.client,
-            logger=_bolt_logger(),
+            logger=bolt_logger(),
             name="umbrellabot",
             request_verification_enabled=False,  # Socket Mode: no HTTP requests to verify
         )
@@ -248,14 +148,15 @@ class SlackBot:
             error = err.response.get("error")
             raise SlackBotError(f"Slack refused SLACK_BOT_TOKEN: {error}") from None
         except SlackClientError as err:
-            raise SlackBotError(f"cannot reach Slack at {api_url(self.settings)}: {err}") from None
+            raise SlackBotError(
+                f"cannot reach Slack at {api_url(self.config.api_url)}: {err}"
+            ) from None
         self.bot_user_id = auth.get("user_id")
         self.bot_id = auth.get("bot_id")
         self.bot_name = str(auth.get("user") or self.bot_name)
-        assert self.settings.slack_app_token is not None  # checked in __init__
         handler = AsyncSocketModeHandler(
             self.app,
-            self.settings.slack_app_token.get_secret_value(),
+            self.config.app_token,
             web_client=self.client,
             ping_interval=self._ping_interval_s,
         )
@@ -343,11 +244,11 @@ class SlackBot:
             return
         thread = str(event.get("thread_ts") or ts) or None
         user = str(event.get("user") or "")
-        if self._allowed_channels and channel not in self._allowed_channels:
+        if self.config.allowed_channels and channel not in self.config.allowed_channels:
             log.info("refused a request from %s in %s: channel not allowed", user, channel)
             await self._post(channel, thread, replies.not_allowed("channel"))
             return
-        if self._allowed_users and user not in self._allowed_users:
+        if self.config.allowed_users and user not in self.config.allowed_users:
             log.info("refused a request from %s in %s: user not allowed", user, channel)
             await self._post(channel, thread, replies.not_allowed("user"))
             return
@@ -384,7 +285,7 @@ class SlackBot:
             return
         await self._post(channel, thread, replies.looking_up(event_id))
         try:
-            async with self._lookups, asyncio.timeout(self._lookup_timeout_s):
+            async with self._lookups, asyncio.timeout(self.config.lookup_timeout_s):
                 found = await self._locator.find(event_id)
         except InvalidQueryInput:
             await self._post(channel, thread, replies.invalid_event_id(typed, verb))
@@ -395,17 +296,19 @@ class SlackBot:
             await self._post(channel, thread, replies.query_failed(event_id, reason))
             return
         except TimeoutError:
-            reason = f"no answer within {self._lookup_timeout_s:.0f} s"
+            reason = f"no answer within {self.config.lookup_timeout_s:.0f} s"
             await self._post(channel, thread, replies.query_failed(event_id, reason))
             return
         if found is None:
-            days = self.settings.event_lookup_days
+            days = self.config.lookup_days
             await self._post(channel, thread, replies.not_found(event_id, days))
             return
         story = build_story(found.record, self.rules, found.location)
-        record_text = replies.record_json(story)
-        filename = replies.upload_filename(story) if replies.needs_upload(record_text) else None
-        reply = replies.event_story(
+        record_text = story_reply.record_json(story)
+        filename = (
+            story_reply.upload_filename(story) if story_reply.needs_upload(record_text) else None
+        )
+        reply = story_reply.event_story(
             story, via=found.via, record_text=record_text, attachment=filename
         )
         await self._post(channel, thread, reply)
@@ -427,16 +330,12 @@ class SlackBot:
         except (SlackApiError, SlackClientError) as err:
             reason = str(err.response.get("error")) if isinstance(err, SlackApiError) else str(err)
             log.warning("uploading the record of %s failed: %s", event_id, reason)
-            await self._post(channel, thread, replies.upload_failed(event_id, reason, text))
+            await self._post(channel, thread, story_reply.upload_failed(event_id, reason, text))
 
     async def status_info(self) -> replies.StatusInfo:
-        last_cycle: Mapping[str, Any] | None = None
-        depth: int | None = None
-        if self._state is not None:
-            state = self._state
-            last_cycle, depth = await asyncio.to_thread(
-                lambda: (state.last_cycle(), state.outbox_depth())
-            )
+        cycles, outbox = self._cycles, self._outbox
+        last_cycle = await asyncio.to_thread(cycles.last_cycle) if cycles else None
+        depth = await asyncio.to_thread(outbox.outbox_depth) if outbox else None
         extra: Sequence[tuple[str, str]] = ()
         if self._status_extra is not None:
             extra = await self._status_extra()
@@ -468,7 +367,7 @@ class SlackBot:
         await self._post(channel, thread, reply)
 
     async def _acknowledged_if_slow(
-        self, work: Awaitable[T], channel: str, thread: str | None, ack: replies.Reply
+        self, work: Awaitable[T], channel: str, thread: str | None, ack: Message
     ) -> T:
         task = asyncio.ensure_future(work)
         done, _ = await asyncio.wait({task}, timeout=self._slow_ack_after_s)
@@ -478,7 +377,7 @@ class SlackBot:
 
     # posting
 
-    async def _post(self, channel: str, thread: str | None, reply: replies.Reply) -> str | None:
+    async def _post(self, channel: str, thread: str | None, reply: Message) -> str | None:
         """Post in the thread; Slack trouble is logged (there is no one else to tell)."""
         started = time.monotonic()
         try:

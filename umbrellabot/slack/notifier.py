@@ -1,4 +1,4 @@
-"""Alerts from the durable outbox to Slack (a `delivery.Notifier`), and the choice of notifier.
+"""Alerts from the durable outbox to Slack: a `storage.ports.Notifier`.
 
 - Channel: the rule's own channel when it names one, else `SLACK_CHANNEL` (an ID or a name).
 - `ALERT_MIN_SEVERITY`: alerts below it are not posted; they are handed back as handled so that
@@ -18,132 +18,40 @@
   start with the first alert delivered: the first `SLACK_ROLLUP_THRESHOLD` (N) alerts are posted
   on their own; the next one opens a parent message ("K alerts for P within M minutes"), the rest
   are listed in its thread (as few replies as Slack's limits allow, up to 100 alerts each), and
-  the parent's count is kept up to date with chat.update. Windows are in the state store
-  (`slack_rollups`), so a restart continues the same roll-up. A burst of 500 alerts of one rule
-  and principal is N + 1 + 5 posts, not 500.
+  the parent's count is kept up to date with chat.update (`rollup.py` decides; this module
+  posts). Windows are in the roll-up store, so a restart continues the same roll-up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 import aiohttp
-from rich.console import Console
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
-from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
-from slack_sdk.http_retry.jitter import Jitter
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
-from umbrellabot.app.delivery import ConsoleNotifier, Notifier
-from umbrellabot.config import Settings
-from umbrellabot.errors import UsageError
 from umbrellabot.model.alerts import Alert
+from umbrellabot.model.report import CycleReport
 from umbrellabot.model.severity import Severity
-from umbrellabot.rules.rule import Rule
 from umbrellabot.slack.alert_messages import (
-    Message,
     alert_message,
     cycle_summary_message,
     rollup_message,
     rollup_replies,
 )
-from umbrellabot.storage.sqlite_state import PendingAlert, RollupWindow, StateStore
-
-if TYPE_CHECKING:
-    from umbrellabot.model.report import CycleReport
+from umbrellabot.slack.client import CONTENT_ERRORS, describe_error
+from umbrellabot.slack.rollup import event_span, extend_window, plan_rollups
+from umbrellabot.slack.text import Message
+from umbrellabot.storage.ports import AlertOutbox, PendingAlert, RollupStore, RollupWindow
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_URL = "https://slack.com/api/"
-# refusals about the message itself: sent again as plain text, then left for a later round
-_CONTENT_ERRORS = frozenset(
-    {
-        "invalid_blocks",
-        "invalid_blocks_format",
-        "msg_too_long",
-        "msg_blocks_too_long",
-        "too_many_attachments",
-        "invalid_attachments",
-        "invalid_arguments",
-    }
-)
-
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
-RollupKey = tuple[str, str]  # (rule id, principal)
-
-
-class SlackSettingsError(UsageError):
-    """Slack alerts are configured incompletely."""
-
-
-class _ServerErrorRetryHandler(AsyncServerErrorRetryHandler):
-    """slack_sdk's server-error handler retries 500 and 503 only; any 5xx is worth a retry."""
-
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return response is not None and response.status_code >= 500
-
-
-class _ProportionalJitter(Jitter):
-    """Up to the interval again (slack_sdk's RandomJitter adds up to a whole second, whatever
-    the interval)."""
-
-    def recalculate(self, duration: float) -> float:
-        return duration * (1 + random.random())
-
-
-def slack_client(
-    settings: Settings,
-    *,
-    server_error_retries: int = 2,
-    retry_backoff_s: float = 0.5,
-    rate_limit_retries: int = 3,
-    timeout_s: int = 30,
-) -> AsyncWebClient:
-    """The Web API client for alerts: 429 waits Retry-After (slack_sdk's handler), 5xx and
-    connection errors are retried a few times with exponential backoff."""
-    if settings.slack_bot_token is None:
-        raise SlackSettingsError("SLACK_BOT_TOKEN is not set")
-    backoff = BackoffRetryIntervalCalculator(
-        backoff_factor=retry_backoff_s, jitter=_ProportionalJitter()
-    )
-    return AsyncWebClient(
-        token=settings.slack_bot_token.get_secret_value(),
-        base_url=settings.slack_api_url or DEFAULT_API_URL,
-        timeout=timeout_s,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=backoff),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
-            _ServerErrorRetryHandler(
-                max_retry_count=server_error_retries, interval_calculator=backoff
-            ),
-        ],
-    )
-
-
-def rule_channels(rules: Iterable[Rule]) -> dict[str, str]:
-    """rule id -> the channel the rule names, for the rules that name one."""
-    return {rule.id: rule.channel for rule in rules if rule.channel}
 
 
 class _Stop(Exception):
@@ -157,26 +65,6 @@ class _Stop(Exception):
 
 class _Refused(Exception):
     """Slack refused this one message for its content."""
-
-
-def _describe(err: Exception) -> tuple[str, float | None]:
-    """A short reason (never the token or the payload) and Retry-After, if Slack sent one."""
-    if isinstance(err, SlackApiError):
-        response = err.response
-        status = getattr(response, "status_code", None)
-        data = getattr(response, "data", None)
-        error = data.get("error") if isinstance(data, dict) else None
-        retry_after: float | None = None
-        headers = getattr(response, "headers", None) or {}
-        for name, value in dict(headers).items():
-            if str(name).lower() == "retry-after":
-                raw = value[0] if isinstance(value, list) and value else value
-                try:
-                    retry_after = float(raw)
-                except (TypeError, ValueError):
-                    retry_after = None
-        return f"slack: HTTP {status}" + (f" {error}" if error else ""), retry_after
-    return f"slack: {type(err).__name__}: {err}"[:300], None
 
 
 class _Pacer:
@@ -206,8 +94,9 @@ class SlackNotifier:
     def __init__(
         self,
         client: AsyncWebClient,
-        state: StateStore,
         *,
+        outbox: AlertOutbox,
+        rollups: RollupStore,
         channel: str,
         rule_channels: Mapping[str, str] | None = None,
         min_severity: Severity = Severity.HIGH,
@@ -222,7 +111,8 @@ class SlackNotifier:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.client = client
-        self._state = state
+        self._outbox = outbox
+        self._rollups = rollups
         self.channel = channel
         self._rule_channels = dict(rule_channels or {})
         self._min_severity = min_severity
@@ -239,31 +129,6 @@ class SlackNotifier:
         self.skipped = 0  # alerts below min_severity, handled without a post
         self.failures = 0  # delivery rounds to a channel cut short (outage, 5xx, refusal)
 
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        state: StateStore,
-        rule_channels: Mapping[str, str] | None = None,
-        *,
-        client: AsyncWebClient | None = None,
-        **options: Any,
-    ) -> SlackNotifier:
-        if not settings.slack_channel:
-            raise SlackSettingsError("SLACK_CHANNEL is not set (alerts need it with a bot token)")
-        return cls(
-            client or slack_client(settings),
-            state,
-            channel=settings.slack_channel,
-            rule_channels=rule_channels,
-            min_severity=settings.alert_min_severity,
-            rollup_threshold=settings.slack_rollup_threshold,
-            rollup_window_minutes=settings.slack_rollup_window_minutes,
-            post_interval_s=settings.slack_post_interval_s,
-            cycle_summary=settings.slack_cycle_summary,
-            **options,
-        )
-
     def channel_for(self, alert: Alert) -> str:
         return self._rule_channels.get(alert.rule_id) or self.channel
 
@@ -271,7 +136,7 @@ class SlackNotifier:
 
     async def deliver(self, alerts: Sequence[PendingAlert]) -> list[int]:
         now = self._clock()
-        self._state.prune_rollups(now - self._window_s - 86_400)
+        self._rollups.prune_rollups(now - self._window_s - 86_400)
         handled: list[int] = []
         by_channel: dict[str, list[PendingAlert]] = {}
         for pending in alerts:
@@ -300,31 +165,24 @@ class SlackNotifier:
     ) -> list[int]:
         delivered: list[int] = []
         failed: set[int] = set()
-        windows: dict[RollupKey, RollupWindow] = {}
-        planned: dict[RollupKey, int] = {}
-        individual: list[tuple[RollupKey, PendingAlert]] = []
-        rolled: dict[RollupKey, list[PendingAlert]] = {}
-        for pending in items:
-            key = (pending.alert.rule_id, pending.alert.principal or "")
-            if key not in windows:
-                windows[key] = self._state.rollup_window(
-                    channel, key[0], key[1], now - self._window_s
-                ) or RollupWindow(channel, key[0], key[1], now)
-                planned[key] = windows[key].alerts
-            if planned[key] < self._threshold:
-                individual.append((key, pending))
-            else:
-                rolled.setdefault(key, []).append(pending)
-            planned[key] += 1
+        plan = plan_rollups(
+            items,
+            lambda key: (
+                self._rollups.rollup_window(channel, key[0], key[1], now - self._window_s)
+                or RollupWindow(channel, key[0], key[1], now)
+            ),
+            self._threshold,
+        )
+        windows = plan.windows
         try:
-            for key, pending in individual:
+            for key, pending in plan.individual:
                 if await self._post_alert(channel, pending, failed):
                     window = windows[key]
                     window.alerts += 1
-                    _extend(window, [pending.alert])
-                    self._state.save_rollup(window, [pending.id])
+                    extend_window(window, [pending.alert])
+                    self._rollups.save_rollup(window, [pending.id])
                     delivered.append(pending.id)
-            for key, group in rolled.items():
+            for key, group in plan.rolled.items():
                 await self._deliver_rolled(channel, windows[key], group, delivered, failed)
         except _Stop as stop:
             self.failures += 1
@@ -366,7 +224,7 @@ class SlackNotifier:
         shown = window.alerts  # the count the parent shows (an existing parent: updated below)
         if window.parent_ts is None:
             planned = window.alerts + len(group)
-            first, last = _span(window, [p.alert for p in group])
+            first, last = event_span(window, [p.alert for p in group])
             try:
                 parent_channel, ts = await self._post(
                     channel, self._parent(sample, planned, first, last)
@@ -377,7 +235,7 @@ class SlackNotifier:
                     failed.add(pending.id)
                 return
             window.parent_channel, window.parent_ts = parent_channel, ts
-            self._state.save_rollup(window)
+            self._rollups.save_rollup(window)
             shown = planned
         offset = 0
         for reply in rollup_replies([p.alert for p in group], window.alerts + 1):
@@ -397,8 +255,8 @@ class SlackNotifier:
                     await self._update_parent(window, sample)
                 raise
             window.alerts += len(chunk)
-            _extend(window, [p.alert for p in chunk])
-            self._state.save_rollup(window, [p.id for p in chunk])
+            extend_window(window, [p.alert for p in chunk])
+            self._rollups.save_rollup(window, [p.id for p in chunk])
             delivered.extend(p.id for p in chunk)
         if shown != window.alerts:
             await self._update_parent(window, sample)
@@ -429,7 +287,7 @@ class SlackNotifier:
             )
             self.updates += 1
         except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as err:
-            log.warning("could not update the roll-up count in Slack: %s", _describe(err)[0])
+            log.warning("could not update the roll-up count in Slack: %s", describe_error(err)[0])
 
     # Slack calls
 
@@ -454,14 +312,14 @@ class SlackNotifier:
                 link_names=False,
             )
         except SlackApiError as err:
-            reason, retry_after = _describe(err)
+            reason, retry_after = describe_error(err)
             data = getattr(err.response, "data", None)
             error = data.get("error") if isinstance(data, dict) else None
-            if getattr(err.response, "status_code", None) == 200 and error in _CONTENT_ERRORS:
+            if getattr(err.response, "status_code", None) == 200 and error in CONTENT_ERRORS:
                 raise _Refused(reason) from None
             raise _Stop(reason, retry_after) from None
         except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as err:
-            raise _Stop(_describe(err)[0]) from None
+            raise _Stop(describe_error(err)[0]) from None
         finally:
             self._pacer.done(channel)
         self.posts += 1
@@ -471,7 +329,7 @@ class SlackNotifier:
         delay = min(self._retry_base_s * 2 ** max(pending.attempts, 0), self._retry_max_s)
         if retry_after is not None:
             delay = max(delay, retry_after)
-        self._state.mark_delivery_failed(pending.id, reason, self._clock() + delay)
+        self._outbox.mark_delivery_failed(pending.id, reason, self._clock() + delay)
 
     # the optional cycle summary
 
@@ -499,6 +357,7 @@ class SlackNotifier:
         return True
 
     async def post_cycle_summary(self, report: CycleReport) -> bool:
+        """The summary of one cycle (`Notifier`), when SLACK_CYCLE_SUMMARY is on."""
         return await self.post_summary(
             files=report.files,
             records=report.records,
@@ -506,26 +365,3 @@ class SlackNotifier:
             failed=len(report.failed) + len(report.abandoned),
             by_severity=report.by_severity,
         )
-
-
-def _span(window: RollupWindow, alerts: Sequence[Alert]) -> tuple[str | None, str | None]:
-    times = [t for t in (window.first_event_time, window.last_event_time) if t]
-    times += [a.event_time for a in alerts if a.event_time]
-    return (min(times), max(times)) if times else (None, None)
-
-
-def _extend(window: RollupWindow, alerts: Sequence[Alert]) -> None:
-    window.first_event_time, window.last_event_time = _span(window, alerts)
-
-
-def notifier_for(
-    settings: Settings,
-    state: StateStore,
-    console: Console,
-    rule_channels: Mapping[str, str] | None = None,
-    **options: Any,
-) -> Notifier:
-    """Slack when a bot token is configured, else the console (the embedded default)."""
-    if settings.slack_enabled():
-        return SlackNotifier.from_settings(settings, state, rule_channels, **options)
-    return ConsoleNotifier(console)

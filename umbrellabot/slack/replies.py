@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from umbrellabot.model.severity import Severity
-from umbrellabot.query.story import EventStory, Finding, original_record, pretty_json
 from umbrellabot.slack import commands
 from umbrellabot.slack.text import (
     SECTION_TEXT_MAX,
-    code_block,
+    Message,
     context,
     escape,
     fallback,
@@ -28,10 +27,7 @@ from umbrellabot.slack.text import (
     truncate,
 )
 
-INLINE_RECORD_MAX = 2500  # a longer record goes as a file (<eventID>.json) into the thread
-PARAMETERS_MAX = 2500  # characters of requestParameters / responseElements shown inline
 FIELD_VALUE_MAX = 300
-RUNBOOK_MAX = 1500
 EXAMPLE_EVENT_ID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
 
 SEVERITY_EMOJI = {
@@ -43,40 +39,34 @@ SEVERITY_EMOJI = {
 }
 
 
-@dataclass(frozen=True)
-class Reply:
-    text: str  # the fallback: notifications and clients without blocks
-    blocks: list[dict[str, Any]]
-
-
 def inline(value: object, limit: int = 120) -> str:
     """Escaped text in `inline code` (a backtick in it cannot end the code early)."""
     text = escape(value).replace("`", "ˋ")
     return f"`{truncate(text, limit) or ' '}`"
 
 
-def _plain(value: object, limit: int = FIELD_VALUE_MAX) -> str:
+def plain_value(value: object, limit: int = FIELD_VALUE_MAX) -> str:
     return truncate(escape(value), limit) if value not in (None, "") else "–"
 
 
-def _severity_label(severity: Severity | None) -> str:
+def severity_heading(severity: Severity | None) -> str:
     if severity is None:
         return ":white_circle: *not flagged*"
     return f"{SEVERITY_EMOJI[severity]} *{severity.name}*"
 
 
-def _simple(text: str, markdown: str) -> Reply:
-    return Reply(fallback(text), [section(markdown)])
+def _simple(text: str, markdown: str) -> Message:
+    return Message(fallback(text), [section(markdown)])
 
 
 # The event lookup
 
 
-def looking_up(event_id: str) -> Reply:
+def looking_up(event_id: str) -> Message:
     return _simple(f"Looking up {escape(event_id)}…", f":mag: Looking up {inline(event_id)}…")
 
 
-def invalid_event_id(typed: str, verb: str = "check out") -> Reply:
+def invalid_event_id(typed: str, verb: str = "check out") -> Message:
     if not typed.strip():
         return _simple(
             f"{verb} needs an eventID",
@@ -89,7 +79,7 @@ def invalid_event_id(typed: str, verb: str = "check out") -> Reply:
     )
 
 
-def not_found(event_id: str, days: int) -> Reply:
+def not_found(event_id: str, days: int) -> Message:
     return _simple(
         f"No event {escape(event_id)} found",
         f":grey_question: I found no event {inline(event_id)}: it is not in the event index, and"
@@ -99,7 +89,7 @@ def not_found(event_id: str, days: int) -> Reply:
     )
 
 
-def query_failed(event_id: str, reason: str) -> Reply:
+def query_failed(event_id: str, reason: str) -> Message:
     return _simple(
         f"The lookup of {escape(event_id)} failed: the query failed",
         f":x: The lookup of {inline(event_id)} failed: the query failed:"
@@ -108,7 +98,7 @@ def query_failed(event_id: str, reason: str) -> Reply:
     )
 
 
-def something_went_wrong(reference: str) -> Reply:
+def something_went_wrong(reference: str) -> Message:
     return _simple(
         "Something went wrong while answering",
         f":x: Something went wrong while answering (reference {inline(reference)}); the details"
@@ -116,153 +106,10 @@ def something_went_wrong(reference: str) -> Reply:
     )
 
 
-def record_json(story: EventStory) -> str:
-    """The record as CloudTrail wrote it, pretty: what is shown inline or uploaded."""
-    return pretty_json(original_record(story.record))
-
-
-def needs_upload(record_text: str) -> bool:
-    return len(record_text) > INLINE_RECORD_MAX
-
-
-def upload_filename(story: EventStory) -> str:
-    return f"{story.event_id or 'event'}.json"
-
-
-def _explanation_text(finding: Finding) -> str:
-    lines = finding.match.lines(0)
-    if finding.unless is not None:
-        lines += ["unless (must not hold):", *finding.unless.lines(1)]
-    return "\n".join(lines)
-
-
-def _finding_blocks(finding: Finding) -> list[dict[str, Any]]:
-    rule = finding.rule
-    heading = f"{_severity_label(rule.severity)} · {inline(rule.id, 100)} {escape(rule.title)}"
-    if rule.author:
-        heading += f" _(by {escape(rule.author)})_"
-    if not finding.at_enrichment:
-        heading += "\n_matches now; it did not when the event was enriched (the rules changed)_"
-    blocks = [section(heading), section(code_block(_explanation_text(finding), 2000))]
-    if rule.runbook.strip():
-        blocks.append(context(f"*Runbook:* {truncate(escape(rule.runbook.strip()), RUNBOOK_MAX)}"))
-    return blocks
-
-
-def _parameters_block(story: EventStory, name: str) -> dict[str, Any]:
-    if name not in story.record:
-        return section(f"*{name}*: none")
-    text = pretty_json(story.record[name])
-    body = code_block(text, PARAMETERS_MAX + 8)
-    if len(text) > PARAMETERS_MAX:
-        return section(f"*{name}* (truncated: {len(text):,} characters)\n{body}")
-    return section(f"*{name}*\n{body}")
-
-
-def _found_text(via: str, location: str | None) -> str:
-    how = "the event index" if via == "index" else f"a {escape(via)} query"
-    where = f" in {inline(location, 400)}" if location else ""
-    return f"found via {how}{where}"
-
-
-def event_story(
-    story: EventStory,
-    *,
-    via: str,
-    record_text: str | None = None,
-    attachment: str | None = None,
-) -> Reply:
-    """The whole story of one event. `record_text` is record_json(story); when `attachment`
-    names a file, the full record is said to follow as that file, otherwise a long record is
-    shown clearly truncated."""
-    record_text = record_json(story) if record_text is None else record_text
-    heading = (
-        f"{_severity_label(story.severity)}  {inline(story.action, 200)}  ·  eventID"
-        f" {inline(story.event_id or '?', 80)}"
-    )
-    where = _plain(story.source_ip, 100)
-    if story.country:
-        where += f" ({escape(story.country)})"
-    identity = f"{_plain(story.identity_type, 60)}, account {_plain(story.account, 40)}"
-    outcome = story.outcome
-    blocks: list[dict[str, Any]] = [
-        section(heading),
-        fields_section(
-            [
-                ("When", _plain(story.event_time, 60)),
-                ("Outcome", ("✅ " if outcome == "success" else "⚠️ ") + _plain(outcome, 600)),
-                ("Who", _plain(story.principal)),
-                ("Identity", identity),
-                ("Region", _plain(story.region, 60)),
-                ("Source", where),
-                ("User agent", _plain(story.user_agent, 400)),
-                ("Rules matched", str(len(story.findings))),
-            ]
-        ),
-    ]
-    links = [_found_text(via, story.location)]
-    if story.console_link:
-        links.insert(0, f"<{escape(story.console_link)}|Open in the CloudTrail console>")
-    blocks.append(context(" · ".join(links)))
-    blocks.append({"type": "divider"})
-    if story.findings:
-        for finding in story.findings:
-            blocks.extend(_finding_blocks(finding))
-    else:
-        blocks.append(context("No rule that is loaded now matches this event."))
-    if story.gone_rules:
-        gone = ", ".join(inline(rule_id, 80) for rule_id in story.gone_rules[:20])
-        blocks.append(context(f"Flagged at enrichment by {gone}: no such rule is loaded now."))
-    blocks.append({"type": "divider"})
-    blocks.append(_parameters_block(story, "requestParameters"))
-    blocks.append(_parameters_block(story, "responseElements"))
-    blocks.extend(_record_blocks(record_text, attachment))
-    rules = ", ".join(finding.rule.id for finding in story.findings) or "no rule matches"
-    text = (
-        f"{story.severity.name if story.severity else 'not flagged'} {story.action} by"
-        f" {story.principal or '?'} (eventID {story.event_id or '?'}): {rules}"
-    )
-    return Reply(fallback(escape(text)), fit_blocks(blocks, "(the rest is in the full record)"))
-
-
-def _record_blocks(record_text: str, attachment: str | None) -> list[dict[str, Any]]:
-    size = len(record_text)
-    if not needs_upload(record_text):
-        return [section(f"*Full record*\n{code_block(record_text, SECTION_TEXT_MAX - 20)}")]
-    if attachment:
-        return [
-            context(
-                f":paperclip: The full record ({size:,} characters) follows in this thread as"
-                f" {inline(attachment, 100)}."
-            )
-        ]
-    return [truncated_record_block(record_text)]
-
-
-def truncated_record_block(record_text: str) -> dict[str, Any]:
-    shown = INLINE_RECORD_MAX
-    label = f"*Full record* (truncated: the first {shown:,} of {len(record_text):,} characters)"
-    body = code_block(record_text[:shown] + "\n…", shown + 200)
-    return section(f"{label}\n{body}")
-
-
-def upload_failed(event_id: str, reason: str, record_text: str) -> Reply:
-    return Reply(
-        fallback(f"Could not attach the full record of {escape(event_id)}"),
-        [
-            section(
-                f":warning: I could not attach the full record of {inline(event_id)} as a file"
-                f" ({truncate(escape(reason), 300)}); here it is, truncated."
-            ),
-            truncated_record_block(record_text),
-        ],
-    )
-
-
 # Help, status, recent, refusals
 
 
-def help_reply(bot_name: str = "umbrellabot", intro: str | None = None) -> Reply:
+def help_reply(bot_name: str = "umbrellabot", intro: str | None = None) -> Message:
     me = f"@{escape(bot_name)}"
     lines = [
         f"*What I can do* (mention me: `{me} <command>`)",
@@ -279,14 +126,14 @@ def help_reply(bot_name: str = "umbrellabot", intro: str | None = None) -> Reply
     blocks = [section(intro)] if intro else []
     blocks.append(section("\n".join(lines)))
     text = "Commands: check out <eventID>, show <eventID>, recent [N], status, help"
-    return Reply(fallback(f"{intro}\n{text}" if intro else text), blocks)
+    return Message(fallback(f"{intro}\n{text}" if intro else text), blocks)
 
 
-def unknown_command(typed: str, bot_name: str = "umbrellabot") -> Reply:
+def unknown_command(typed: str, bot_name: str = "umbrellabot") -> Message:
     return help_reply(bot_name, f":thinking_face: I don't know {inline(typed, 200)}.")
 
 
-def not_allowed(reason: str) -> Reply:
+def not_allowed(reason: str) -> Message:
     """`reason`: "user" or "channel". Says nothing about any event."""
     if reason == "channel":
         markdown = (
@@ -333,7 +180,7 @@ def _count(cycle: Mapping[str, Any], name: str) -> str:
     return f"{value:,}" if isinstance(value, int) else "–"
 
 
-def status_reply(info: StatusInfo) -> Reply:
+def status_reply(info: StatusInfo) -> Message:
     cycle = info.last_cycle
     blocks: list[dict[str, Any]] = []
     if cycle is None:
@@ -377,7 +224,7 @@ def status_reply(info: StatusInfo) -> Reply:
     general.extend((escape(label), escape(value)) for label, value in info.extra[:7])
     blocks.append(fields_section(general))
     text = f"umbrellabot {info.version}: {summary}; {info.rules_loaded} rules loaded"
-    return Reply(fallback(escape(text)), blocks)
+    return Message(fallback(escape(text)), blocks)
 
 
 @dataclass(frozen=True)
@@ -398,16 +245,16 @@ class RecentItem:
 def _recent_line(item: RecentItem) -> str:
     emoji = SEVERITY_EMOJI[item.severity] if item.severity else ":white_circle:"
     severity = item.severity.name if item.severity else "?"
-    where = _plain(item.source_ip, 60)
+    where = plain_value(item.source_ip, 60)
     if item.country:
         where += f" ({escape(item.country)})"
     rules = ", ".join(escape(rule) for rule in item.rules[:5]) or "–"
     if len(item.rules) > 5:
         rules += f" +{len(item.rules) - 5}"
-    failed = f" ⚠️ {_plain(item.error_code, 60)}" if item.error_code else ""
+    failed = f" ⚠️ {plain_value(item.error_code, 60)}" if item.error_code else ""
     return (
         f"{emoji} *{severity}* {inline(item.event_time or '?', 30)} {inline(item.action, 80)}"
-        f" by {_plain(item.principal, 120)} from {where}{failed}: {rules}"
+        f" by {plain_value(item.principal, 120)} from {where}{failed}: {rules}"
         f" · eventID {inline(item.event_id or '?', 60)}"
     )
 
@@ -427,7 +274,7 @@ def _sections_of_lines(lines: Sequence[str], limit: int = SECTION_TEXT_MAX - 100
 
 def recent_reply(
     items: Sequence[RecentItem], limit: int, *, source: str, note: str | None = None
-) -> Reply:
+) -> Message:
     shown = list(items[:limit])
     heading = (
         f"*The latest {len(shown)} alert{'s' if len(shown) != 1 else ''}* (newest first)"
@@ -448,10 +295,10 @@ def recent_reply(
         f" {item.event_id or ''}".strip()
         for item in shown[:10]
     ]
-    return Reply(fallback(escape("\n".join([text, *lines]))), fit_blocks(blocks))
+    return Message(fallback(escape("\n".join([text, *lines]))), fit_blocks(blocks))
 
 
-def recent_unavailable() -> Reply:
+def recent_unavailable() -> Message:
     return _simple(
         "Recent alerts are not available",
         ":information_source: The list of recent alerts is not available here (neither the alert"
@@ -459,6 +306,6 @@ def recent_unavailable() -> Reply:
     )
 
 
-def fetching_recent(limit: int) -> Reply:
+def fetching_recent(limit: int) -> Message:
     text = f"Fetching the latest {limit} alerts…"
     return _simple(text, f":hourglass_flowing_sand: {text}")

@@ -9,7 +9,7 @@ makes any text inert; control characters are replaced too.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 SECTION_TEXT_MAX = 3000  # characters in a section's text
 MESSAGE_TEXT_MAX = 40_000  # characters in a message's text
@@ -17,6 +17,14 @@ BLOCKS_MAX = 50  # blocks in a message
 FALLBACK_TEXT_MAX = 3000  # the notification/fallback text we send
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 ELLIPSIS = "…"
+
+
+class Message(NamedTuple):
+    """What chat.postMessage / chat.update get: `text` (the fallback: notifications and
+    clients without blocks) and `blocks`."""
+
+    text: str
+    blocks: list[dict[str, Any]]
 
 
 def escape(text: object) -> str:

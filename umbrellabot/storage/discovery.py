@@ -27,7 +27,7 @@ from umbrellabot.model.layout import (
     locate,
     normalize_prefix,
 )
-from umbrellabot.storage.s3 import ObjectInfo, ObjectStore
+from umbrellabot.storage.ports import ObjectInfo, ObjectStore
 
 log = logging.getLogger(__name__)
 SEARCH_DEPTH = 3  # folders searched above AWSLogs/ for a custom trail prefix

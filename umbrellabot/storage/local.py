@@ -15,7 +15,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-from umbrellabot.storage.s3 import ObjectInfo
+from umbrellabot.storage.ports import ObjectInfo
 
 
 def _etag(path: Path) -> str:

@@ -10,16 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import aioboto3
-import aiobotocore.session
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-from botocore.utils import parse_timestamp
+
+from umbrellabot.storage.aws import NO_CREDENTIALS, aws_session, client_config
+from umbrellabot.storage.ports import ObjectInfo
 
 # Error codes no retry fixes: the cycle stops with one clear message instead of failing per file.
 FATAL_CODES = frozenset(
@@ -51,19 +48,9 @@ class S3TransientError(Exception):
     """One request failed after botocore's retries; the file is tried again next cycle."""
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
-    key: str
-    etag: str | None
-    size: int
-
-
 def _describe(err: Exception, action: str, bucket: str, where: str) -> Exception:
     if isinstance(err, NoCredentialsError):
-        return S3AccessError(
-            "no AWS credentials found (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE,"
-            " or run with an instance or task role)"
-        )
+        return S3AccessError(NO_CREDENTIALS)
     if isinstance(err, ClientError):
         error = err.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
@@ -80,21 +67,9 @@ def _describe(err: Exception, action: str, bucket: str, where: str) -> Exception
     return S3TransientError(f"{action} {where}: {type(err).__name__}: {err}")
 
 
-class ObjectStore(Protocol):
-    """What ingestion and lookups need of a bucket; `S3Bucket` and `LocalStore` provide it."""
-
-    bucket: str
-    requests: Counter[str]
-
-    async def list_folders(self, prefix: str) -> list[str]: ...
-    async def list_objects(self, prefix: str) -> list[ObjectInfo]: ...
-    async def download(self, key: str, target: Path) -> str | None: ...
-    async def upload(self, source: Path, key: str) -> None: ...
-    async def read(self, key: str) -> bytes: ...
-
-
 class S3Bucket:
-    """One bucket through one aioboto3 client; counts requests per operation."""
+    """`ports.ObjectStore` over one bucket through one aioboto3 client; counts requests per
+    operation."""
 
     def __init__(self, client: Any, bucket: str) -> None:
         self._client = client
@@ -186,35 +161,6 @@ class S3Bucket:
             Body=source.read_bytes(),
             ContentType="application/x-ndjson",
         )
-
-
-def _timestamp(value: str | float) -> datetime:
-    """botocore parses every key's LastModified with dateutil, on the event loop: a 1,000-key
-    listing page cost ~100 ms of loop time. S3's XML carries ISO 8601, which the stdlib parses
-    far faster; anything else still goes to botocore's parser."""
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            pass
-    parsed: datetime = parse_timestamp(value)  # HTTP dates, epoch numbers (JSON protocols)
-    return parsed
-
-
-def aws_session() -> aioboto3.Session:
-    """An aioboto3 session whose responses parse timestamps cheaply."""
-    core = aiobotocore.session.get_session()
-    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
-    return aioboto3.Session(botocore_session=core)
-
-
-def client_config(concurrency: int, max_attempts: int) -> Config:
-    return Config(
-        retries={"mode": "adaptive", "max_attempts": max_attempts},
-        max_pool_connections=max(10, concurrency * 2),
-        connect_timeout=10,
-        read_timeout=60,
-    )
 
 
 @asynccontextmanager

@@ -1,0 +1,105 @@
+"""Everything one process needs — state, object store, engine, rules, detections, notifier and
+the ingestor — assembled from `wiring`, and closed in reverse order afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from rich.console import Console
+
+from umbrellabot.app import wiring
+from umbrellabot.app.health import Metrics
+from umbrellabot.app.ingest import Ingestor
+from umbrellabot.config import Settings
+from umbrellabot.errors import UsageError
+from umbrellabot.query.detections import Detection
+from umbrellabot.query.lookup import EventLocator
+from umbrellabot.query.queries import Engine
+from umbrellabot.rules.rule import Rule
+from umbrellabot.storage.ports import Notifier, ObjectStore, StateBackend
+
+
+class NoBucketError(UsageError):
+    """Ingestion from S3 needs CLOUDTRAIL_BUCKET_NAME."""
+
+
+@dataclass
+class Services:
+    settings: Settings
+    state: StateBackend
+    store: ObjectStore
+    engine: Engine | None
+    rules: list[Rule]
+    detections: list[Detection]
+    notifier: Notifier
+    ingestor: Ingestor
+    metrics: Metrics = field(default_factory=Metrics)
+
+    @property
+    def where(self) -> str:
+        bucket = self.settings.cloudtrail_bucket_name
+        return f"s3://{bucket}" if bucket else f"folder {self.settings.cloudtrail_local_path}"
+
+    def locator(self) -> EventLocator:
+        return EventLocator(
+            self.store.read,
+            index=self.state.events,
+            engine=self.engine,
+            window_days=self.settings.event_lookup_days,
+        )
+
+
+@asynccontextmanager
+async def services(settings: Settings, console: Console) -> AsyncIterator[Services]:
+    """Everything one process needs, closed in reverse order afterwards."""
+    rules = wiring.load_rule_list(settings)  # invalid rules stop here, before any I/O
+    detections = wiring.load_configured_detections(settings)
+    async with AsyncExitStack() as stack:
+        state = wiring.open_state(settings)
+        stack.callback(state.close)
+        store = await stack.enter_async_context(wiring.open_store(settings))
+        engine = await stack.enter_async_context(wiring.open_engine(settings))
+        runner = Ingestor(
+            settings,
+            files=state.files,
+            cycles=state.cycles,
+            store=store,
+            rule_paths=wiring.rule_paths(settings),
+            geo=wiring.build_geo(settings),
+            output_for=wiring.output_for(settings),
+            all_days=not settings.cloudtrail_bucket_name,
+        )
+        stack.callback(runner.close)
+        notifier = wiring.notifier_for(settings, state, console, rules)
+        yield Services(settings, state, store, engine, rules, detections, notifier, runner)
+
+
+@asynccontextmanager
+async def lookup(settings: Settings) -> AsyncIterator[tuple[EventLocator, list[Rule]]]:
+    """What `show` needs: the index (when there is state), the engine and the store to read the
+    enriched copies from; no worker pool, no notifier."""
+    rules = wiring.load_rule_list(settings)
+    async with AsyncExitStack() as stack:
+        state = wiring.existing_state(settings)
+        if state is not None:
+            stack.callback(state.close)
+        store = await stack.enter_async_context(
+            wiring.open_store(settings, concurrency=1, check=False)
+        )
+        engine = await stack.enter_async_context(wiring.open_engine(settings))
+        index = state.events if state is not None else None
+        locator = EventLocator(
+            store.read, index=index, engine=engine, window_days=settings.event_lookup_days
+        )
+        yield locator, rules
+
+
+@asynccontextmanager
+async def ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
+    """Just the Ingestor over S3 (tests and benchmarks drive cycles with it)."""
+    if not settings.cloudtrail_bucket_name:
+        raise NoBucketError("CLOUDTRAIL_BUCKET_NAME is not set")
+    async with services(settings, Console(quiet=True)) as svc:
+        yield svc.ingestor

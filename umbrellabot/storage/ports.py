@@ -1,0 +1,181 @@
+"""The storage ports: small protocols between the cycle, delivery, the bot and the adapters.
+
+Ingest, delivery, the detections and the bot receive the repositories they use, never a
+concrete store; SQLite (`storage.sqlite`) implements every one of them over one database, and a
+second backend implements the same protocols. The types they exchange are plain data, defined
+here beside the protocols.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from umbrellabot.model.alerts import Alert
+from umbrellabot.model.report import CycleReport
+
+IndexedEventRow = tuple[str, str | None, str | None]  # (eventID, eventTime, xpriority)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    etag: str | None
+    size: int
+
+
+class ObjectStore(Protocol):
+    """What ingestion and lookups need of a bucket; `S3Bucket` and `LocalStore` provide it."""
+
+    bucket: str
+    requests: Counter[str]
+
+    async def list_folders(self, prefix: str) -> list[str]: ...
+    async def list_objects(self, prefix: str) -> list[ObjectInfo]: ...
+    async def download(self, key: str, target: Path) -> str | None: ...
+    async def upload(self, source: Path, key: str) -> None: ...
+    async def read(self, key: str) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class FileState:
+    key: str
+    etag: str | None
+    status: str  # done | failed | abandoned
+    attempts: int
+    reason: str | None
+    next_retry_at: float | None
+
+
+class FileLedger(Protocol):
+    """Every log file seen, and the one commit that makes a file done."""
+
+    def file_states(self, prefixes: Sequence[str]) -> dict[str, FileState]:
+        """What is known of every file under the given prefixes."""
+        ...
+
+    def record_done(
+        self,
+        key: str,
+        etag: str | None,
+        output: str,
+        records: int,
+        events: Iterable[IndexedEventRow],
+        alerts: Sequence[Alert],
+    ) -> int:
+        """Atomically: the file done, its events indexed, its alerts in the outbox (each
+        once); returns how many alerts are new."""
+        ...
+
+    def record_failure(
+        self,
+        key: str,
+        etag: str | None,
+        reason: str,
+        *,
+        counts: bool,
+        max_attempts: int,
+        retry_base_s: float,
+    ) -> FileState: ...
+
+    def abandoned_files(self) -> list[FileState]: ...
+
+
+@dataclass(frozen=True)
+class IndexedEvent:
+    event_id: str
+    key: str
+    event_time: str | None
+    priority: str | None
+
+
+class EventIndex(Protocol):
+    """eventID -> the processed copy that holds it."""
+
+    def find_event(self, event_id: str) -> IndexedEvent | None: ...
+    def prune_events(self, older_than: float) -> int: ...
+
+
+@dataclass(frozen=True)
+class PendingAlert:
+    id: int
+    alert: Alert
+    attempts: int
+
+
+class AlertOutbox(Protocol):
+    """Alerts waiting for delivery, each (eventID, rule) or (detection, group, window) once."""
+
+    def add_alerts(self, alerts: Sequence[Alert]) -> int: ...
+    def pending_alerts(self, limit: int = 1000, now: float | None = None) -> list[PendingAlert]: ...
+    def mark_delivered(self, alert_ids: Sequence[int]) -> None: ...
+    def mark_delivery_failed(self, alert_id: int, error: str, retry_at: float) -> None: ...
+    def delivery_attempt(self, alert_id: int) -> tuple[int, float] | None: ...
+    def recent_alerts(self, limit: int) -> list[Alert]: ...
+    def outbox_depth(self) -> int: ...
+
+
+@dataclass
+class RollupWindow:
+    """Slack roll-up of one rule and principal in one channel, from `window_start` (epoch s):
+    `alerts` delivered in it so far, and the parent message once there is one."""
+
+    channel: str
+    rule_id: str
+    principal: str
+    window_start: float
+    alerts: int = 0
+    parent_channel: str | None = None
+    parent_ts: str | None = None
+    first_event_time: str | None = None
+    last_event_time: str | None = None
+
+
+class RollupStore(Protocol):
+    def rollup_window(
+        self, channel: str, rule_id: str, principal: str, since: float
+    ) -> RollupWindow | None: ...
+
+    def save_rollup(self, window: RollupWindow, delivered: Sequence[int] = ()) -> None:
+        """Store the window and mark the `delivered` outbox ids delivered, atomically."""
+        ...
+
+    def prune_rollups(self, older_than: float) -> int: ...
+
+
+class CycleLog(Protocol):
+    def start_cycle(self) -> int: ...
+    def finish_cycle(self, cycle_id: int, **counts: Any) -> None: ...
+    def last_cycle(self) -> dict[str, Any] | None: ...
+
+
+class Notifier(Protocol):
+    """Tells people about alerts: Slack, or the console."""
+
+    failures: int  # delivery rounds cut short so far (outage, refusal)
+
+    async def deliver(self, alerts: Sequence[PendingAlert]) -> list[int]:
+        """Tell people about `alerts`; return the ids of those delivered (or handled)."""
+        ...
+
+    async def post_cycle_summary(self, report: CycleReport) -> bool: ...
+
+
+class StateBackend(Protocol):
+    """The five repositories of one state backend (SQLite; later a shared one), and closing
+    it."""
+
+    @property
+    def files(self) -> FileLedger: ...
+    @property
+    def events(self) -> EventIndex: ...
+    @property
+    def outbox(self) -> AlertOutbox: ...
+    @property
+    def rollups(self) -> RollupStore: ...
+    @property
+    def cycles(self) -> CycleLog: ...
+    def close(self) -> None: ...

@@ -1,0 +1,36 @@
+"""One row per ingest cycle in SQLite, for `status`, readiness and metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from umbrellabot.storage.sqlite.database import Database
+
+_COUNTS = ("files", "records", "alerts", "failures", "backlog", "error")
+
+
+class SqliteCycleLog:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def start_cycle(self) -> int:
+        with self._db.transaction() as db:
+            cursor = db.execute("INSERT INTO cycles (started_at) VALUES (?)", (time.time(),))
+            return int(cursor.lastrowid or 0)
+
+    def finish_cycle(self, cycle_id: int, **counts: Any) -> None:
+        values = [counts.get(name, 0 if name != "error" else None) for name in _COUNTS]
+        with self._db.transaction() as db:
+            db.execute(
+                "UPDATE cycles SET finished_at = ?, files = ?, records = ?, alerts = ?,"
+                " failures = ?, backlog = ?, error = ? WHERE id = ?",
+                (time.time(), *values, cycle_id),
+            )
+
+    def last_cycle(self) -> dict[str, Any] | None:
+        cursor = self._db.execute("SELECT * FROM cycles ORDER BY id DESC LIMIT 1")
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        return dict(zip([column[0] for column in cursor.description], row, strict=True))

@@ -1,0 +1,97 @@
+"""The file ledger in SQLite: every log file seen (done, failed with its retry time, or
+abandoned), and the commit that makes a file done together with its events and alerts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from umbrellabot.model.alerts import Alert
+from umbrellabot.storage.ports import FileState, IndexedEventRow
+from umbrellabot.storage.sqlite.database import Database
+from umbrellabot.storage.sqlite.outbox import insert_alerts
+
+_COLUMNS = "key, etag, status, attempts, reason, next_retry_at"
+
+
+class SqliteFileLedger:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def file_states(self, prefixes: Sequence[str]) -> dict[str, FileState]:
+        """What is known of every file under the given prefixes (one range query each)."""
+        known: dict[str, FileState] = {}
+        for prefix in prefixes:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM files WHERE key >= ? AND key < ?",
+                (prefix, prefix + "\uffff"),
+            )
+            known.update((row[0], FileState(*row)) for row in rows)
+        return known
+
+    def record_done(
+        self,
+        key: str,
+        etag: str | None,
+        output: str,
+        records: int,
+        events: Iterable[IndexedEventRow],
+        alerts: Sequence[Alert],
+    ) -> int:
+        """Commit one processed file with its event index and alerts; returns new alerts.
+
+        Called after the enriched copy was uploaded: a crash before the commit means the file
+        is processed again (same output key, same content) and its alerts inserted then, once."""
+        now = time.time()
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO files (key, etag, status, records, alerts, output_key, attempts,"
+                " reason, next_retry_at, updated_at) VALUES (?, ?, 'done', ?, ?, ?, 0, NULL,"
+                " NULL, ?) ON CONFLICT (key) DO UPDATE SET etag=excluded.etag, status='done',"
+                " records=excluded.records, alerts=excluded.alerts, output_key=excluded.output_key,"
+                " reason=NULL, next_retry_at=NULL, updated_at=excluded.updated_at",
+                (key, etag, records, len(alerts), output, now),
+            )
+            file_id = db.execute("SELECT rowid FROM files WHERE key = ?", (key,)).fetchone()[0]
+            db.executemany(
+                "INSERT OR REPLACE INTO events (event_id, file_id, event_time, priority)"
+                " VALUES (?, ?, ?, ?)",
+                ((event_id, file_id, when, priority) for event_id, when, priority in events),
+            )
+            return insert_alerts(db, alerts, now)
+
+    def record_failure(
+        self,
+        key: str,
+        etag: str | None,
+        reason: str,
+        *,
+        counts: bool,
+        max_attempts: int,
+        retry_base_s: float,
+    ) -> FileState:
+        """A failed attempt. Poison failures count towards `max_attempts`, then the file is
+        abandoned; transient ones (S3 trouble) are retried next cycle without counting."""
+        now = time.time()
+        row = self._db.execute("SELECT attempts FROM files WHERE key = ?", (key,)).fetchone()
+        attempts = (row[0] if row else 0) + (1 if counts else 0)
+        abandoned = counts and attempts >= max_attempts
+        delay = retry_base_s * 2 ** max(attempts - 1, 0) if counts else 0.0
+        status = "abandoned" if abandoned else "failed"
+        next_retry = None if abandoned else now + delay
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO files (key, etag, status, attempts, reason, next_retry_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                " etag=excluded.etag, status=excluded.status, attempts=excluded.attempts,"
+                " reason=excluded.reason, next_retry_at=excluded.next_retry_at,"
+                " updated_at=excluded.updated_at",
+                (key, etag, status, attempts, reason, next_retry, now),
+            )
+        return FileState(key, etag, status, attempts, reason, next_retry)
+
+    def abandoned_files(self) -> list[FileState]:
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM files WHERE status = 'abandoned' ORDER BY key"
+        )
+        return [FileState(*row) for row in rows]

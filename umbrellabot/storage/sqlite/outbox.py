@@ -1,0 +1,81 @@
+"""The alert outbox in SQLite: alerts waiting for delivery, unique per dedup key (eventID and
+rule, or detection, group and window), so nothing is told twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from umbrellabot.model.alerts import Alert, alert_from_json, alert_to_json, dedup_key
+from umbrellabot.storage.ports import PendingAlert
+from umbrellabot.storage.sqlite.database import Database
+
+
+def insert_alerts(db: Database, alerts: Sequence[Alert], now: float) -> int:
+    """Into the outbox, each dedup key once; returns how many were new."""
+    rows = [
+        (
+            dedup_key(alert),
+            alert.rule_id,
+            alert.event_id,
+            int(alert.severity),
+            alert_to_json(alert),
+            now,
+        )
+        for alert in alerts
+    ]
+    inserted = db.executemany(
+        "INSERT OR IGNORE INTO outbox (dedup_key, rule_id, event_id, severity, payload,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    return max(inserted.rowcount, 0)
+
+
+class SqliteOutbox:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def add_alerts(self, alerts: Sequence[Alert]) -> int:
+        """Alerts that come from no single file (the SQL detections); returns how many are new."""
+        with self._db.transaction() as db:
+            return insert_alerts(db, alerts, time.time())
+
+    def pending_alerts(self, limit: int = 1000, now: float | None = None) -> list[PendingAlert]:
+        rows = self._db.execute(
+            "SELECT id, payload, attempts FROM outbox WHERE delivered_at IS NULL"
+            " AND next_attempt_at <= ? ORDER BY severity DESC, id LIMIT ?",
+            (time.time() if now is None else now, limit),
+        )
+        return [PendingAlert(row[0], alert_from_json(row[1]), row[2]) for row in rows]
+
+    def mark_delivered(self, alert_ids: Sequence[int]) -> None:
+        now = time.time()
+        with self._db.transaction() as db:
+            db.executemany(
+                "UPDATE outbox SET delivered_at = ? WHERE id = ?", ((now, i) for i in alert_ids)
+            )
+
+    def mark_delivery_failed(self, alert_id: int, error: str, retry_at: float) -> None:
+        with self._db.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+                " WHERE id = ?",
+                (error, retry_at, alert_id),
+            )
+
+    def delivery_attempt(self, alert_id: int) -> tuple[int, float] | None:
+        """(attempts, next_attempt_at) of one outbox entry."""
+        row = self._db.execute(
+            "SELECT attempts, next_attempt_at FROM outbox WHERE id = ?", (alert_id,)
+        ).fetchone()
+        return (int(row[0]), float(row[1])) if row else None
+
+    def recent_alerts(self, limit: int) -> list[Alert]:
+        """The newest alerts of the outbox, delivered or not (what `recent` shows)."""
+        rows = self._db.execute("SELECT payload FROM outbox ORDER BY id DESC LIMIT ?", (limit,))
+        return [alert_from_json(row[0]) for row in rows]
+
+    def outbox_depth(self) -> int:
+        row = self._db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NULL")
+        return int(row.fetchone()[0])

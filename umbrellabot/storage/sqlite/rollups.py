@@ -1,0 +1,63 @@
+"""Slack roll-up windows in SQLite, so that a restart continues the same roll-up."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from umbrellabot.storage.ports import RollupWindow
+from umbrellabot.storage.sqlite.database import Database
+
+
+class SqliteRollups:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def rollup_window(
+        self, channel: str, rule_id: str, principal: str, since: float
+    ) -> RollupWindow | None:
+        """The newest roll-up window of (channel, rule, principal) that started after `since`."""
+        row = self._db.execute(
+            "SELECT channel, rule_id, principal, window_start, alerts, parent_channel, parent_ts,"
+            " first_event_time, last_event_time FROM slack_rollups WHERE channel = ?"
+            " AND rule_id = ? AND principal = ? AND window_start > ?"
+            " ORDER BY window_start DESC LIMIT 1",
+            (channel, rule_id, principal, since),
+        ).fetchone()
+        return RollupWindow(*row) if row else None
+
+    def save_rollup(self, window: RollupWindow, delivered: Sequence[int] = ()) -> None:
+        """Store the window and mark `delivered` outbox ids delivered, in one transaction."""
+        now = time.time()
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO slack_rollups (channel, rule_id, principal, window_start, alerts,"
+                " parent_channel, parent_ts, first_event_time, last_event_time, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT"
+                " (channel, rule_id, principal, window_start) DO UPDATE SET"
+                " alerts=excluded.alerts, parent_channel=excluded.parent_channel,"
+                " parent_ts=excluded.parent_ts, first_event_time=excluded.first_event_time,"
+                " last_event_time=excluded.last_event_time, updated_at=excluded.updated_at",
+                (
+                    window.channel,
+                    window.rule_id,
+                    window.principal,
+                    window.window_start,
+                    window.alerts,
+                    window.parent_channel,
+                    window.parent_ts,
+                    window.first_event_time,
+                    window.last_event_time,
+                    now,
+                ),
+            )
+            db.executemany(
+                "UPDATE outbox SET delivered_at = ? WHERE id = ?", ((now, i) for i in delivered)
+            )
+
+    def prune_rollups(self, older_than: float) -> int:
+        """Forget roll-up windows that started before `older_than` (epoch s)."""
+        with self._db.transaction() as db:
+            return db.execute(
+                "DELETE FROM slack_rollups WHERE window_start < ?", (older_than,)
+            ).rowcount

@@ -37,7 +37,8 @@ from isal import isal_zlib
 
 from umbrellabot.enrich.enrichment import enrich_stream
 from umbrellabot.enrich.geoip import OfflineGeo
-from umbrellabot.enrich.logfile import EnrichedWriter, read_records
+from umbrellabot.enrich.reader import read_records
+from umbrellabot.enrich.writer import EnrichedWriter
 from umbrellabot.model.records import Event
 from umbrellabot.rules.rule import Rule, default_rules_path, load_rules
 from umbrellabot.rules.ruleset import RuleSet

@@ -12,7 +12,7 @@ import pytest
 
 from umbrellabot.enrich.enrichment import enrich_record, enrich_stream
 from umbrellabot.enrich.geoip import OfflineGeo
-from umbrellabot.enrich.logfile import LogFormatError
+from umbrellabot.enrich.reader import LogFormatError
 from umbrellabot.model.schema import ENRICHMENT_FIELDS
 from umbrellabot.model.severity import Severity
 from umbrellabot.rules.rule import default_rules_path, load_rules

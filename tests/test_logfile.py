@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from umbrellabot.enrich.logfile import EnrichedWriter, LogFormatError, is_gzip, read_records
+from umbrellabot.enrich.reader import LogFormatError, is_gzip, read_records
+from umbrellabot.enrich.writer import EnrichedWriter
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LOGS = SHARED_DATA / "cloudtrail" / "s3-layout"

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from umbrellabot.config import Settings
 from umbrellabot.enrich import workers
 from umbrellabot.enrich.geoip import CountryLookup
-from umbrellabot.enrich.logfile import LogFormatError
+from umbrellabot.enrich.reader import LogFormatError
 from umbrellabot.model.layout import lookback_days, output_key
 from umbrellabot.model.report import CycleReport
 from umbrellabot.storage.discovery import discover, list_log_files

@@ -20,7 +20,7 @@ from rich.text import Text
 from umbrellabot.app.render import problem_line
 from umbrellabot.enrich.enrichment import FileResult, enrich_stream
 from umbrellabot.enrich.geoip import CountryLookup
-from umbrellabot.enrich.logfile import LogFormatError, read_records
+from umbrellabot.enrich.reader import LogFormatError, read_records
 from umbrellabot.errors import UsageError
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.layout import AWS_LOGS, is_digest, is_log_name

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from umbrellabot.enrich.logfile import EnrichedWriter, read_records
+from umbrellabot.enrich.reader import read_records
+from umbrellabot.enrich.writer import EnrichedWriter
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.facts import EventFacts
 from umbrellabot.model.records import Event, Record

@@ -15,7 +15,7 @@ from typing import Any
 
 from umbrellabot.enrich.enrichment import FileResult, enrich_stream
 from umbrellabot.enrich.geoip import OfflineGeo
-from umbrellabot.enrich.logfile import read_records
+from umbrellabot.enrich.reader import read_records
 from umbrellabot.model.severity import Severity
 from umbrellabot.rules.rule import load_rules
 from umbrellabot.rules.ruleset import RuleSet

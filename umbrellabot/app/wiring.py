@@ -155,20 +155,21 @@ def results_location(settings: Settings) -> str:
 @asynccontextmanager
 async def open_athena(settings: Settings, **options: Any) -> AsyncIterator[AthenaEngine]:
     """An AthenaEngine from the settings (`options`: backoff, page_size, sleep, on_state)."""
-    from umbrellabot.query import athena
+    from umbrellabot.query.athena import AthenaEngine, athena_client
 
     output = results_location(settings)
-    async with athena.open_athena(
-        region=settings.aws_region,
-        max_attempts=settings.s3_max_attempts,
-        database=settings.athena_database,
-        table=settings.athena_table,
-        workgroup=settings.athena_workgroup,
-        output_location=output,
-        timeout_s=settings.athena_timeout_s,
-        **options,
-    ) as engine:
-        yield engine
+    async with athena_client(
+        region=settings.aws_region, max_attempts=settings.s3_max_attempts
+    ) as client:
+        yield AthenaEngine(
+            client,
+            database=settings.athena_database,
+            table=settings.athena_table,
+            workgroup=settings.athena_workgroup,
+            output_location=output,
+            timeout_s=settings.athena_timeout_s,
+            **options,
+        )
 
 
 def duckdb_engine(settings: Settings) -> DuckDBEngine:

@@ -40,8 +40,8 @@ class FileResult:
 
 def alert_for(event: Event, rule: Rule, source_file: str | None = None) -> Alert:
     """What people are told about `event`, which `rule` flagged."""
-    return Alert.of_event(
-        EventFacts.of(event),
+    return Alert(
+        **EventFacts.of(event).fact_values(),
         rule_id=rule.id,
         rule_title=rule.title,
         severity=rule.severity,

@@ -9,59 +9,23 @@ from urllib.parse import quote
 
 import orjson
 
-from umbrellabot.model.facts import EventFacts, action_of
+from umbrellabot.model.facts import EventFacts
 from umbrellabot.model.severity import Severity
 
 
 @dataclass(frozen=True)
-class Alert:
+class Alert(EventFacts):
+    """One rule (or detection) flagging one event: the event's facts, and the rule's."""
+
     rule_id: str
     rule_title: str
     severity: Severity
-    event_id: str | None
-    event_time: str | None
-    event_source: str | None
-    event_name: str | None
-    principal: str | None
-    identity_type: str | None
-    account: str | None
-    region: str | None
-    source_ip: str | None
-    country: str | None
-    user_agent: str | None
-    error_code: str | None
     runbook: str
     author: str | None
     source_file: str | None = None
     # Alerts of scheduled detections (many events): the group key and window, which with
     # rule_id is what the outbox deduplicates on instead of the eventID.
     group_key: str | None = None
-
-    @property
-    def action(self) -> str:
-        return action_of(self.event_source, self.event_name)
-
-    @classmethod
-    def of_event(
-        cls,
-        facts: EventFacts,
-        *,
-        rule_id: str,
-        rule_title: str,
-        severity: Severity,
-        runbook: str = "",
-        author: str | None = None,
-        source_file: str | None = None,
-    ) -> Alert:
-        return cls(
-            rule_id=rule_id,
-            rule_title=rule_title,
-            severity=severity,
-            runbook=runbook,
-            author=author,
-            source_file=source_file,
-            **facts.as_dict(),
-        )
 
     @property
     def console_link(self) -> str | None:

@@ -3,7 +3,7 @@ record once, for alerts and for the story of an event alike. Pure."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from umbrellabot.model.records import Event, get_str
@@ -52,5 +52,9 @@ class EventFacts:
     def action(self) -> str:
         return action_of(self.event_source, self.event_name)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def fact_values(self) -> dict[str, Any]:
+        """The facts alone, by field name (a subclass's own fields left out)."""
+        return {name: getattr(self, name) for name in FACT_FIELDS}
+
+
+FACT_FIELDS = tuple(field.name for field in fields(EventFacts))

@@ -289,33 +289,8 @@ class AthenaEngine:
 
 
 @asynccontextmanager
-async def open_athena(
-    *,
-    region: str | None,
-    max_attempts: int,
-    database: str,
-    table: str,
-    workgroup: str,
-    output_location: str,
-    timeout_s: float,
-    backoff: Backoff | None = None,
-    page_size: int = MAX_PAGE_SIZE,
-    sleep: Sleep = asyncio.sleep,
-    on_state: StateObserver | None = None,
-) -> AsyncIterator[AthenaEngine]:
-    """An AthenaEngine on one aioboto3 client; AWS_ENDPOINT_URL and the credential chain
-    apply."""
+async def athena_client(*, region: str | None, max_attempts: int) -> AsyncIterator[Any]:
+    """One aioboto3 Athena client; AWS_ENDPOINT_URL and the credential chain apply."""
     config = client_config(1, max_attempts)
     async with aws_session().client("athena", region_name=region, config=config) as client:
-        yield AthenaEngine(
-            client,
-            database=database,
-            table=table,
-            workgroup=workgroup,
-            output_location=output_location,
-            timeout_s=timeout_s,
-            backoff=backoff,
-            page_size=page_size,
-            sleep=sleep,
-            on_state=on_state,
-        )
+        yield client

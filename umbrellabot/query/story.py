@@ -31,21 +31,13 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class EventStory:
+class EventStory(EventFacts):
+    """The facts of one event, where it was found, its outcome, and the rules that match it."""
+
     record: dict[str, Any]
     location: str | None
-    event_id: str | None
-    event_time: str | None
     priority: str | None
-    action: str
     outcome: str  # "success" or the errorCode (and message)
-    principal: str | None
-    identity_type: str | None
-    account: str | None
-    region: str | None
-    source_ip: str | None
-    country: str | None
-    user_agent: str | None
     findings: tuple[Finding, ...]
     gone_rules: tuple[str, ...]  # in xrules, but no such rule is loaded now
     console_link: str | None
@@ -93,20 +85,11 @@ def build_story(
     error = facts.error_code
     outcome = "success" if not error else f"{error}{': ' + message if message else ''}"
     return EventStory(
+        **facts.fact_values(),
         record=record,
         location=location,
-        event_id=facts.event_id,
-        event_time=facts.event_time,
         priority=get_str(record, "xpriority"),
-        action=facts.action,
         outcome=outcome,
-        principal=facts.principal,
-        identity_type=facts.identity_type,
-        account=facts.account,
-        region=facts.region,
-        source_ip=facts.source_ip,
-        country=facts.country,
-        user_agent=facts.user_agent,
         findings=findings,
         gone_rules=tuple(str(rule_id) for rule_id in flagged if rule_id not in loaded),
         console_link=console_url(facts.event_id, facts.region),

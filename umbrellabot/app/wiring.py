@@ -54,7 +54,7 @@ def rule_paths(settings: Settings, override: Sequence[Path] | None = None) -> li
 
 
 def load_rule_list(settings: Settings, override: Sequence[Path] | None = None) -> list[Rule]:
-    """Every rule (enabled or not) under the configured paths; raises rules.RuleError."""
+    """Every rule (enabled or not) under the configured paths; raises rule.RuleError."""
     return load_rules(rule_paths(settings, override), settings.rule_variables())
 
 

@@ -1,4 +1,4 @@
-"""The `umbrellabot` command line. Thin: parse arguments, wire components, render, exit code.
+"""The `umbrellabot` command line. Thin: parse arguments, ask app.wiring, render, exit code.
 
 Exit codes: 0 success; 1 the work ran but something in it failed (a file, a rule test);
 2 bad usage, settings or rules (one clear line per problem, no traceback).
@@ -177,7 +177,7 @@ def _date(text: str) -> date:
 
 
 def _service_commands(commands: Any) -> None:
-    """The commands that reach AWS, Slack or the daemon (implemented in cli_service)."""
+    """The commands that reach AWS, Slack or the daemon (implemented in cli/service.py)."""
     run = commands.add_parser(
         "run",
         help="the daemon: scheduled ingest, detections, Slack alerts and the bot",
@@ -264,7 +264,7 @@ def _print_problems(err: ProblemsError) -> None:
 
 
 def _service(name: str) -> Handler:
-    """A command of cli_service, imported when it runs (AWS and Slack load only then)."""
+    """A command of cli/service.py, imported when it runs (AWS and Slack load only then)."""
 
     def run(args: argparse.Namespace) -> int:
         from umbrellabot.cli import service as cli_service

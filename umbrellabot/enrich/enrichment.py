@@ -82,7 +82,7 @@ def enrich_stream(
 ) -> FileResult:
     """Read a CloudTrail log file from `source`, write its enriched JSON lines (gzip) to `sink`.
 
-    Raises logfile.LogFormatError for a file that cannot be read; what was written to `sink`
+    Raises reader.LogFormatError for a file that cannot be read; what was written to `sink`
     by then must be discarded by the caller (see scan/ingest, which write to a temporary file).
     """
     result = FileResult()

@@ -49,7 +49,7 @@ def enrich_file(
     alert_min_severity: int,
     countries: Mapping[str, str | None] | None = None,
 ) -> FileResult:
-    """Enrich one downloaded log file into `target`. Raises logfile.LogFormatError."""
+    """Enrich one downloaded log file into `target`. Raises reader.LogFormatError."""
     if _rules is None:
         raise RuntimeError("init_worker() was not called in this worker")
     offline = _geo.country

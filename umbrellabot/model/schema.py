@@ -56,7 +56,7 @@ USER_IDENTITY: Kind = {
 RECORD: dict[str, Kind] = {
     "eventVersion": TEXT,
     "userIdentity": USER_IDENTITY,
-    "eventTime": TEXT,  # ISO text, compared as text (query.RANGE_PREDICATE)
+    "eventTime": TEXT,  # ISO text, compared as text (queries.RANGE_PREDICATE)
     "eventSource": TEXT,
     "eventName": TEXT,
     "awsRegion": TEXT,

@@ -1,7 +1,7 @@
 """Athena through aioboto3: the query engine over the enriched copies in S3, and the table's setup.
 
 `AthenaEngine.run` puts the table in place of `{events}`, turns named parameters into positional
-`?` (query.bind) and sends the values as `ExecutionParameters`, never inside the SQL text. It polls
+`?` (queries.bind) and sends the values as `ExecutionParameters`, never inside the SQL text. It polls
 `GetQueryExecution` with exponential backoff; past `ATHENA_TIMEOUT_S` it calls
 `StopQueryExecution` and raises `QueryTimeout`. FAILED and CANCELLED become `QueryError` carrying
 Athena's reason. Results are read page by page (`NextToken`) and typed from the column metadata.
@@ -80,7 +80,7 @@ def athena_literal(value: ParamValue) -> str:
     considerations and limitations; `EXECUTE ... USING 'usa'` is the same form). So a string is
     sent quoted, with each `'` doubled as in any Trino string literal (the only escape a Trino
     literal has: a backslash is an ordinary character), and a number as its plain text. The value
-    cannot end the literal early, so it can never become SQL (tests/test_athena.py checks the
+    cannot end the literal early, so it can never become SQL (tests/query/test_athena.py checks the
     literals with sqlglot's Trino parser and by evaluating them in DuckDB).
     """
     if isinstance(value, bool):
@@ -147,7 +147,7 @@ def _failure(query_id: str, label: str, state: str, status: dict[str, Any]) -> s
 
 
 class AthenaEngine:
-    """query.Engine over the enriched table, through one aioboto3 Athena client."""
+    """queries.Engine over the enriched table, through one aioboto3 Athena client."""
 
     name = "athena"
 

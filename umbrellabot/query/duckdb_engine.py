@@ -225,7 +225,7 @@ class _Interrupt:
 
 
 class DuckDBEngine:
-    """query.Engine over a local folder of enriched files."""
+    """queries.Engine over a local folder of enriched files."""
 
     name = "duckdb"
 

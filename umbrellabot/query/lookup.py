@@ -59,8 +59,8 @@ class EventLocator:
         self._window_days = window_days
 
     async def find(self, event_id: str) -> FoundEvent | None:
-        """Raises query.InvalidQueryInput for anything that is not an eventID, before any
-        lookup, and query.QueryError when the engine fails."""
+        """Raises queries.InvalidQueryInput for anything that is not an eventID, before any
+        lookup, and queries.QueryError when the engine fails."""
         event_id = valid_event_id(event_id)
         # a thread: the ingest cycle may hold the database for a moment
         indexed = await asyncio.to_thread(self._index.find_event, event_id) if self._index else None

@@ -1,7 +1,7 @@
 """Slack messages for alerts, roll-ups and cycle summaries: Block Kit with a plain-text fallback.
 Pure: builds dictionaries, does no I/O.
 
-Everything that comes from a log is untrusted and goes through `slack_text.escape` (`&`, `<`,
+Everything that comes from a log is untrusted and goes through `text.escape` (`&`, `<`,
 `>`), so a crafted userAgent or request parameter stays text: no @channel/@here/user mention, no
 link with a fake label. Every mrkdwn text object is also sent with `verbatim: true`, so Slack does
 not auto-link URLs or channel names in it either. The only links in a message are the ones built

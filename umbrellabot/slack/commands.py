@@ -6,7 +6,7 @@ Slack delivers the text with its own markup: `<@U123>` mentions, `<mailto:a@b|a@
 channels, and `&lt;` `&gt;` `&amp;` for the three characters it reserves. All of that is turned
 back into what the person typed before the words are read. Nothing here validates an eventID: a
 `check out` of something that is not one is still a CheckOut, carrying the raw text, so that the
-reply can say clearly what was wrong (query.valid_event_id decides; no SQL is ever built from
+reply can say clearly what was wrong (queries.valid_event_id decides; no SQL is ever built from
 the raw text).
 
 Grammar (case-insensitive, the bot's mention anywhere):

@@ -89,7 +89,7 @@ class _Pacer:
 
 
 class SlackNotifier:
-    """`delivery.Notifier` for Slack; see the module docstring for what it guarantees."""
+    """`storage.ports.Notifier` for Slack; see the module docstring for what it guarantees."""
 
     def __init__(
         self,
@@ -132,7 +132,7 @@ class SlackNotifier:
     def channel_for(self, alert: Alert) -> str:
         return self._rule_channels.get(alert.rule_id) or self.channel
 
-    # delivery.Notifier
+    # storage.ports.Notifier
 
     async def deliver(self, alerts: Sequence[PendingAlert]) -> list[int]:
         now = self._clock()

@@ -1,7 +1,7 @@
 """What the bot says: Block Kit blocks and the plain fallback text of every reply. Pure.
 
 Everything that comes from a log (and what people type, which is echoed back) goes through
-slack_text.escape, so it can neither mention anyone nor render a link with a fake label; every
+text.escape, so it can neither mention anyone nor render a link with a fake label; every
 block respects Slack's limits (3,000 characters a section, 2,000 a field, 50 blocks a message).
 """
 

@@ -19,14 +19,12 @@ from builders import (
     record,
     today,
 )
-from conftest import moto_s3_backend
 
 from umbrellabot.app import services
 from umbrellabot.config import Settings
 from umbrellabot.model.layout import LayoutError
 from umbrellabot.model.report import CycleReport
-from umbrellabot.storage.discovery import day_prefixes, discover, list_log_files
-from umbrellabot.storage.s3 import S3AccessError, open_bucket
+from umbrellabot.storage.s3 import S3AccessError
 from umbrellabot.storage.sqlite import SqliteState
 
 
@@ -184,20 +182,6 @@ async def test_retry_waits_for_its_delay(s3: Any, bucket: str, tmp_path: Path) -
     assert report.failed == [] and report.waiting == 1 and "GetObject" not in report.requests
 
 
-async def test_listings_past_1000_keys(s3: Any, bucket: str, aws_env: dict[str, str]) -> None:
-    day_key = log_key(ACCOUNT_A, "us-east-1", today(), "x")
-    folder = day_key.rsplit("/", 1)[0] + "/"
-    backend = moto_s3_backend()
-    for index in range(1050):  # straight into moto's store: 1,050 PUTs over HTTP take seconds
-        backend.put_object(bucket, f"{folder}{ACCOUNT_A}_CloudTrail_{index:05d}.json.gz", b"")
-    async with open_bucket(bucket, region=None, concurrency=4, max_attempts=2) as remote:
-        found = await discover(remote, "", exclude=["processed/"])
-        remote.requests.clear()
-        files = await list_log_files(remote, day_prefixes(found.regions, [today()]))
-    assert len(files) == 1050
-    assert remote.requests["ListObjectsV2"] == 2
-
-
 async def test_missing_bucket(aws_env: dict[str, str], tmp_path: Path) -> None:
     with pytest.raises(S3AccessError, match="bucket 'no-such-trail-bucket' does not exist"):
         await cycle(settings_for("no-such-trail-bucket", tmp_path))
@@ -207,24 +191,3 @@ async def test_prefix_inside_a_day_folder_is_a_settings_error(bucket: str, tmp_p
     inside = f"AWSLogs/{ACCOUNT_A}/CloudTrail/us-east-1/2026/"
     with pytest.raises(LayoutError, match="inside a region"):
         await cycle(settings_for(bucket, tmp_path, cloudtrail_initial_prefix=inside))
-
-
-def test_event_index_prunes_aged_files(tmp_path: Path) -> None:
-    import time as clock
-
-    store = SqliteState(tmp_path)
-    store.files.record_done(
-        "k1", "e", "processed/k1", 1, [("ev-1", "2026-11-29T10:00:00Z", "HIGH")], []
-    )
-    store.files.record_done(
-        "k2", "e", "processed/k2", 1, [("ev-2", "2026-11-29T10:00:00Z", None)], []
-    )
-    store.database.execute(
-        "UPDATE files SET updated_at = ? WHERE key = 'k1'", (clock.time() - 100,)
-    )
-    found = store.events.find_event("ev-1")
-    assert found is not None and found.key == "processed/k1" and found.priority == "HIGH"
-    assert store.events.prune_events(clock.time() - 50) == 1
-    assert store.events.find_event("ev-1") is None
-    assert store.events.find_event("ev-2") is not None
-    store.close()

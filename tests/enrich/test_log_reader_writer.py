@@ -16,9 +16,6 @@ from hypothesis import strategies as st
 from umbrellabot.enrich.reader import LogFormatError, is_gzip, read_records
 from umbrellabot.enrich.writer import EnrichedWriter
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-LOGS = SHARED_DATA / "cloudtrail" / "s3-layout"
-
 
 def read(data: bytes, chunk_size: int = 1 << 20) -> list[dict[str, Any]]:
     return list(read_records(io.BytesIO(data), chunk_size=chunk_size))
@@ -44,10 +41,10 @@ CHUNK_SIZES = [7, 1000, 65536, 1 << 20]
 
 
 @pytest.fixture(scope="module")
-def log_files() -> list[Path]:
-    files = sorted(LOGS.rglob("*.json.gz"))
-    if not files:
-        pytest.skip(f"shared CloudTrail logs not found under {LOGS}")
+def log_files(shared_data: Path) -> list[Path]:
+    logs = shared_data / "cloudtrail" / "s3-layout"
+    files = sorted(logs.rglob("*.json.gz"))
+    assert files, f"no CloudTrail logs under {logs}"
     return files
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 import pytest
 from builders import ACCOUNT_A, create_user, log_bytes, log_key, record, today
+from conftest import REPO_ROOT
 from fake_slack import APP_TOKEN, BOT_TOKEN, BOT_USER, FakeSlack, Posted, mention
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -35,7 +36,6 @@ from umbrellabot.config import Settings
 
 pytestmark = pytest.mark.timeout(120)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO_ROOT / "examples"
 EXAMPLE_CREATE_USER = "7f3c2a10-0003-4e5b-9a61-0c1d2e3f0003"  # iam:CreateUser in examples/
 POLL_INTERVAL_S = 1

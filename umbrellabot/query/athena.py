@@ -1,8 +1,8 @@
-"""Athena through aioboto3: the query engine over the enriched copies in S3, and the table's setup.
+"""Athena through aioboto3: the query engine over the enriched copies in S3.
 
-`AthenaEngine.run` puts the table in place of `{events}`, turns named parameters into positional
-`?` (queries.bind) and sends the values as `ExecutionParameters`, never inside the SQL text. It polls
-`GetQueryExecution` with exponential backoff; past `ATHENA_TIMEOUT_S` it calls
+`AthenaEngine.run` puts the table in place of `{events}`, turns named parameters into
+positional `?` (queries.bind) and sends the values as `ExecutionParameters`, never inside the SQL
+text. It polls `GetQueryExecution` with exponential backoff; past `ATHENA_TIMEOUT_S` it calls
 `StopQueryExecution` and raises `QueryTimeout`. FAILED and CANCELLED become `QueryError` carrying
 Athena's reason. Results are read page by page (`NextToken`) and typed from the column metadata.
 

@@ -4,9 +4,9 @@ Queries are written once, in Athena's (Trino) SQL, against the relation `{events
 table — with named parameters (`:event_id`). Every query that reads events includes `{in_range}`,
 which restricts the partition column `"date"` and `eventtime` to a `TimeRange`, so Athena scans
 only the days asked for and DuckDB reads only those days' files. Engines (athena.py,
-duckdb_engine.py) put their relation in place of `{events}`, turn named parameters into positional ones and
-pass the values separately: nothing a user typed is ever spliced into SQL text. User input is
-also validated here before any query is built.
+duckdb_engine.py) put their relation in place of `{events}`, turn named parameters into
+positional ones and pass the values separately: nothing a user typed is ever spliced into SQL
+text. User input is also validated here before any query is built.
 """
 
 from __future__ import annotations

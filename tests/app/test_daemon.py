@@ -584,13 +584,16 @@ async def test_sigterm_mid_cycle_finishes_the_file_in_flight_then_a_restart_the_
     assert len(list((tmp_path / "enriched").rglob("*.json.gz"))) == len(keys)
 
 
+@pytest.mark.parametrize("workers", ["1", "0"], ids=["worker-process", "one-thread"])
 async def test_ctrl_c_in_a_terminal_stops_cleanly(
-    tmp_path: Path, launch: Callable[..., Running]
+    tmp_path: Path, launch: Callable[..., Running], workers: str
 ) -> None:
     trail = tmp_path / "trail"
     small_first(trail, log_bytes([record(event_id=f"medium-{n}") for n in range(40_000)]), 2)
     state = tmp_path / "state"
-    env = local_env(tmp_path, CLOUDTRAIL_LOCAL_PATH=str(trail), S3_CONCURRENCY="1")
+    env = local_env(
+        tmp_path, CLOUDTRAIL_LOCAL_PATH=str(trail), S3_CONCURRENCY="1", ENRICH_WORKERS=workers
+    )
     daemon = launch(env, "run")
     await daemon.wait_until(lambda: done_files(state) >= 1, STARTUP_S, "the small file done")
     os.killpg(daemon.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does

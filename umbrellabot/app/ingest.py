@@ -77,7 +77,7 @@ class Ingestor:
         init = (list(map(str, rule_paths)), settings.rule_variables())
         self._pool: concurrent.futures.Executor
         if settings.enrich_workers == 0:  # one thread: for small machines and debugging
-            workers.init_worker(*init)
+            workers.load_worker_rules(*init)  # in this process: Ctrl-C stays the daemon's
             self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="enrich")
         else:
             self._pool = concurrent.futures.ProcessPoolExecutor(

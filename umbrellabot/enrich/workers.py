@@ -1,14 +1,13 @@
 """CPU-bound work for the ingest cycle, run in worker processes (or one thread) so that the
 event loop, which the Slack bot shares, is never blocked by enrichment.
 
-Each worker loads the rule set once (`init_worker`); the functions take and return only plain,
-picklable values.
+Each worker loads the rule set once (`init_worker` in a process, `load_worker_rules` for the one
+thread); the functions take and return only plain, picklable values.
 """
 
 from __future__ import annotations
 
 import signal
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,10 +24,15 @@ _geo = OfflineGeo()
 
 
 def init_worker(rule_paths: list[str], variables: dict[str, Any]) -> None:
+    """The initializer of a worker process: Ctrl-C reaches the whole process group, and the
+    daemon decides what stops, and when, so the worker ignores it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    load_worker_rules(rule_paths, variables)
+
+
+def load_worker_rules(rule_paths: list[str], variables: dict[str, Any]) -> None:
+    """Load the rule set once (in a worker process, or for the one enrichment thread)."""
     global _rules
-    if threading.current_thread() is threading.main_thread():  # a worker process
-        # Ctrl-C reaches the whole process group; the daemon decides what stops, and when.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _rules = RuleSet(load_rules([Path(path) for path in rule_paths], variables))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
-from umbrellabot.app import wiring
+from umbrellabot.app import schedule, wiring
 from umbrellabot.app.cycle import cycle
 from umbrellabot.app.delivery import flush_outbox
 from umbrellabot.app.health import Readiness, health_app, start_health_server
@@ -86,14 +86,6 @@ class Daemon:
         finally:
             self._cycle = None
 
-    def _trigger(self) -> Any:
-        from apscheduler.triggers.cron import CronTrigger
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        if self.settings.schedule:
-            return CronTrigger.from_crontab(self.settings.schedule, timezone=UTC)
-        return IntervalTrigger(seconds=self.settings.poll_interval, timezone=UTC)
-
     async def run(self) -> int:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -103,7 +95,7 @@ class Daemon:
             loop.add_signal_handler(number, self._on_signal, number)
         async with services(settings, self.console) as svc, AsyncExitStack() as stack:
             readiness = Readiness(
-                max_cycle_age_s=max(3 * settings.poll_interval, 900),
+                max_cycle_age_s=schedule.cycle_age_limit_s(settings),
                 slack_enabled=settings.slack_app_token is not None,
             )
             await self._setup_athena(svc)
@@ -120,7 +112,7 @@ class Daemon:
             scheduler = AsyncIOScheduler(timezone=UTC)
             scheduler.add_job(
                 self._job,
-                self._trigger(),
+                schedule.trigger(settings),
                 args=(svc, readiness),
                 id="cycle",
                 max_instances=1,

@@ -424,3 +424,22 @@ def test_reference_and_where_errors(spec: dict[str, Any], where: str, message: s
         parse_expression(spec, "match", VARIABLES)
     assert caught.value.where == where
     assert message in caught.value.message
+
+
+def test_a_field_reference_on_an_indexed_key_is_evaluated(tmp_path: Path) -> None:
+    """`eventName: {equals: {field: ...}}` requires no fixed eventName: the rule is generic, not
+    filed in the index under a value no event has."""
+    ruleset = make_rules(
+        tmp_path,
+        [
+            "{id: same-name, title: t, severity: low,"
+            " match: {eventName: {equals: {field: requestParameters.action}}}}",
+            "{id: by-name, title: t, severity: low,"
+            " match: {all: [{eventName: CreateUser}, {eventSource: {in: {field: x.sources}}}]}}",
+        ],
+    )
+    echoed = {"eventName": "RunInstances", "requestParameters": {"action": "RunInstances"}}
+    assert [rule.id for rule in ruleset.match(Event(echoed))] == ["same-name"]
+    assert ruleset.match(Event({**echoed, "requestParameters": {"action": "Other"}})) == []
+    listed = {"eventName": "CreateUser", "eventSource": "iam", "x": {"sources": ["iam"]}}
+    assert [rule.id for rule in ruleset.match(Event(listed))] == ["by-name"]

@@ -158,6 +158,8 @@ class FieldNode(Node):
     def required_values(self) -> dict[str, frozenset[str]]:
         out: dict[str, frozenset[str]] = {}
         for test in self.tests:
+            if test.reference is not None:  # compared with another field: no fixed value
+                continue
             if test.path in INDEXED_FIELDS and test.operator in ("equals", "in"):
                 items = test.operand if isinstance(test.operand, list) else [test.operand]
                 values = frozenset(str(as_text(item)).casefold() for item in items)

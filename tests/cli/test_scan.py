@@ -158,3 +158,28 @@ def test_rules_commands(tmp_path: Path) -> None:
     checked = run_cli("rules", "check", failing, cwd=tmp_path)
     assert checked.returncode == 1
     assert "rule 'r': title: missing required key" in checked.stderr
+
+
+def test_insight_files_are_skipped_not_read_as_events(tmp_path: Path) -> None:
+    """An Insights event about StopLogging is a statistic, not someone stopping the trail."""
+    folder = tmp_path / "AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/11/29"
+    folder.mkdir(parents=True)
+    insight = {
+        "eventVersion": "1.08",
+        "eventTime": "2026-11-29T10:00:00Z",
+        "awsRegion": "us-east-1",
+        "eventID": "8b0a4f3e-0a0c-4f7d-9b5e-3c1d2e4f5a6b",
+        "eventType": "AwsCloudTrailInsight",
+        "eventSource": "cloudtrail.amazonaws.com",
+        "eventName": "StopLogging",
+        "recipientAccountId": "111122223333",
+        "insightDetails": {"state": "Start", "insightType": "ApiCallRateInsight"},
+    }
+    name = "111122223333_CloudTrail-Insight_us-east-1_20261129T1000Z_abc.json.gz"
+    (folder / name).write_bytes(gzip.compress(orjson.dumps({"Records": [insight]})))
+    done = run_cli("scan", tmp_path / "AWSLogs", "--out", tmp_path / "out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Files enriched: 0" in done.stdout
+    skipped = next(line for line in done.stdout.splitlines() if line.startswith("Skipped"))
+    assert name in skipped and "CloudTrail-Insight file" in skipped
+    assert "cloudtrail-logging-stopped" not in done.stdout

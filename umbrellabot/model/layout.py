@@ -116,6 +116,11 @@ def is_digest(key: str) -> bool:
     return DIGEST in key
 
 
+def is_insight(key: str) -> bool:
+    """A CloudTrail Insights file (its folder or its name says CloudTrail-Insight)."""
+    return INSIGHT in key
+
+
 def is_event_log_key(key: str) -> bool:
     """A CloudTrail event log file (not a digest, not an insight, not a folder marker)."""
     name = key.rsplit("/", 1)[-1]

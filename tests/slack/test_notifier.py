@@ -534,3 +534,13 @@ def test_console_without_slack_tokens(state: SqliteState) -> None:
     assert isinstance(chosen, SlackNotifier) and chosen.channel == "C1"
     with pytest.raises(SlackSettingsError, match="SLACK_CHANNEL"):
         notifier_for(settings(slack_bot_token=BOT_TOKEN), state, console)
+
+
+async def test_an_api_url_without_its_trailing_slash_still_reaches_slack(
+    fake: FakeSlack, state: SqliteState
+) -> None:
+    assert fake.api_url.endswith("/")
+    without = settings_for(fake, slack_api_url=fake.api_url.rstrip("/"))
+    record(state, [make_alert("ev-slash")])
+    assert await flush_outbox(state.outbox, notifier(without, state)) == 1
+    assert [c.method for c in fake.calls] == ["chat.postMessage"]

@@ -163,6 +163,13 @@ async def make_bot(
         await bot.stop()
 
 
+async def settled(fake: FakeSlack, bot: Any, envelopes: int) -> None:
+    """A positive signal that nothing more is coming: the bot has handled `envelopes` Socket
+    Mode envelopes and no answer is in flight."""
+    await fake.wait_for(lambda: bot.envelopes_handled >= envelopes)
+    await bot.idle()
+
+
 async def ask(
     fake: FakeSlack, text: str, replies_wanted: int = 1, timeout: float = 10, **kwargs: Any
 ) -> list[Posted]:
@@ -342,9 +349,9 @@ async def test_check_out_of_an_unknown_id(
 async def test_check_out_of_an_injection_attempt(
     fake: FakeSlack, make_bot: Any, world: dict[str, Any], typed: str
 ) -> None:
-    await make_bot()
+    bot = await make_bot()
     [answer] = await ask(fake, f"<@{BOT_USER}> check out {typed}")
-    await asyncio.sleep(0.2)  # nothing else comes
+    await settled(fake, bot, 1)  # nothing else comes
     assert len(fake.posted) == 1
     assert "is not a CloudTrail eventID" in answer.text
     assert "Looking up" not in all_text(answer)
@@ -544,13 +551,13 @@ async def test_an_unauthorized_user_gets_a_refusal_and_nothing_else(
     fake: FakeSlack, make_bot: Any, world: dict[str, Any]
 ) -> None:
     settings = settings_for(fake, world["tmp"], allowed_users=ALICE, allowed_channels=CHANNEL)
-    await make_bot(settings)
+    bot = await make_bot(settings)
     [refusal] = await ask(fake, f"<@{BOT_USER}> check out {INDEXED_ID}", user="UMALLORY1")
     assert "only answer the people I am set up for" in block_texts(refusal)
     assert INDEXED_ID not in all_text(refusal)
     [elsewhere] = await ask(fake, f"<@{BOT_USER}> status", channel="COTHER001")
     assert "only answer in the channels" in block_texts(elsewhere)
-    await asyncio.sleep(0.2)
+    await settled(fake, bot, 2)
     assert len(fake.posted) == 2 and world["engine"].queries == []
     # and the allowed user in the allowed channel is answered
     posted = await ask(fake, f"<@{BOT_USER}> check out {INDEXED_ID}", user=ALICE, replies_wanted=2)
@@ -558,7 +565,7 @@ async def test_an_unauthorized_user_gets_a_refusal_and_nothing_else(
 
 
 async def test_messages_from_bots_are_ignored(fake: FakeSlack, make_bot: Any) -> None:
-    await make_bot()
+    bot = await make_bot()
     own = mention(f"<@{BOT_USER}> help", user=BOT_USER, bot_id=BOT_ID)
     other_bot = mention(f"<@{BOT_USER}> help", user="UOTHERBOT", bot_id="BOTHER0001")
     bot_message = {**mention(f"<@{BOT_USER}> help"), "subtype": "bot_message"}
@@ -569,24 +576,24 @@ async def test_messages_from_bots_are_ignored(fake: FakeSlack, make_bot: Any) ->
     human = mention(f"<@{BOT_USER}> help")
     await fake.send_event(human)
     await fake.wait_for(lambda: bool(fake.replies_to(human["ts"])))
-    await asyncio.sleep(0.2)
+    await settled(fake, bot, 4)
     assert [m.thread_ts for m in fake.posted] == [human["ts"]]
 
 
 async def test_a_redelivered_event_is_answered_once(fake: FakeSlack, make_bot: Any) -> None:
-    await make_bot()
+    bot = await make_bot()
     event = mention(f"<@{BOT_USER}> help")
     await fake.send_event(event)
     await fake.send_event(event)
     await fake.wait_for(lambda: bool(fake.replies_to(event["ts"])))
-    await asyncio.sleep(0.2)
+    await settled(fake, bot, 2)
     assert len(fake.posted) == 1
 
 
 async def test_direct_messages_are_answered_channel_messages_are_not(
     fake: FakeSlack, make_bot: Any
 ) -> None:
-    await make_bot()
+    bot = await make_bot()
     in_channel = {
         "type": "message",
         "channel": CHANNEL,
@@ -606,7 +613,7 @@ async def test_direct_messages_are_answered_channel_messages_are_not(
     }
     await fake.send_event(direct)
     await fake.wait_for(lambda: bool(fake.replies_to(direct["ts"])))
-    await asyncio.sleep(0.1)
+    await settled(fake, bot, 2)
     assert [m.channel for m in fake.posted] == ["D0000001"]
 
 

@@ -3,17 +3,11 @@
 
 It runs in the daemon's event loop beside the ingest scheduler, so nothing here blocks: the
 event lookup is async (the state index, then the query engine, which runs in Athena or in a
-thread), state reads go to a thread, and Bolt acknowledges each Socket Mode envelope before the
-listener runs. A lookup is acknowledged in the thread at once ("Looking up …") and answered when
-it is done; `recent`, when its source is slow, the same way.
+thread), state reads go to a thread, and the Bolt listeners only spawn the answer, so each
+Socket Mode envelope is acknowledged at once. A lookup is acknowledged in the thread at once
+("Looking up …") and answered when it is done; `recent`, when its source is slow, the same way.
 
-Decisions:
-- Who may ask: ALLOWED_CHANNELS and ALLOWED_USERS (each optional, empty: anyone/anywhere). A
-  person outside them gets one short, polite refusal in the thread that names no event, rather
-  than silence (which looks like a broken bot); a DM counts as a channel, so with
-  ALLOWED_CHANNELS set, DMs are refused unless their IDs are listed.
-- Messages from bots (any `bot_id`, `bot_message`, or our own user) are ignored, so two bots
-  can never talk to each other in a loop.
+Decisions (who gets an answer: `gate.py`):
 - `recent [N]`: from a RecentSource the daemon passes: `recent_from_outbox` (the alert outbox:
   what was actually alerted, instant, no query cost; preferred) or `recent_from_engine` (a
   `recent_alerts` query over the last days). Without one, `recent` says it is not available.
@@ -27,8 +21,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -52,6 +45,7 @@ from umbrellabot.query.story import build_story
 from umbrellabot.rules.rule import Rule
 from umbrellabot.slack import commands, replies, story_reply
 from umbrellabot.slack.client import api_url, bolt_logger
+from umbrellabot.slack.gate import MentionGate
 from umbrellabot.slack.recent import RecentSource
 from umbrellabot.slack.text import Message
 from umbrellabot.storage.ports import AlertOutbox, CycleLog
@@ -60,7 +54,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ACK_AFTER_S = 1.0  # a slow `recent` is acknowledged after this long
-SEEN_MENTIONS = 2000  # (channel, ts) remembered so that a redelivered event is answered once
 
 StatusExtra = Callable[[], Awaitable[Sequence[tuple[str, str]]]]
 
@@ -113,9 +106,10 @@ class SlackBot:
         self._lookups = asyncio.Semaphore(max_concurrent_lookups)
         self._ping_interval_s = ping_interval_s
         self._slow_ack_after_s = slow_ack_after_s
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._gate = MentionGate(config.allowed_channels, config.allowed_users)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler: AsyncSocketModeHandler | None = None
+        self.envelopes_handled = 0  # Socket Mode envelopes dispatched (their answers spawned)
         self.bot_user_id: str | None = None
         self.bot_id: str | None = None
         self.bot_name = "umbrellabot"
@@ -132,6 +126,9 @@ class SlackBot:
             logger=bolt_logger(),
             name="umbrellabot",
             request_verification_enabled=False,  # Socket Mode: no HTTP requests to verify
+            # The listeners only spawn the answer, so acknowledging after them is immediate,
+            # and once an envelope is dispatched its answer is among the tasks `idle` awaits.
+            process_before_response=True,
         )
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
@@ -151,7 +148,7 @@ class SlackBot:
             raise SlackBotError(
                 f"cannot reach Slack at {api_url(self.config.api_url)}: {err}"
             ) from None
-        self.bot_user_id = auth.get("user_id")
+        self.bot_user_id = self._gate.bot_user_id = auth.get("user_id")
         self.bot_id = auth.get("bot_id")
         self.bot_name = str(auth.get("user") or self.bot_name)
         handler = AsyncSocketModeHandler(
@@ -172,6 +169,8 @@ class SlackBot:
             if isinstance(err, SlackClientError):
                 raise SlackBotError(f"cannot open Socket Mode: {err}") from None
             raise
+        # Request listeners run in order: this one runs once Bolt has dispatched the envelope.
+        handler.client.socket_mode_request_listeners.append(self._envelope_done)
         self._handler = handler
         log.info("Slack bot connected as %s (%s)", self.bot_name, self.bot_user_id)
 
@@ -206,51 +205,35 @@ class SlackBot:
 
     # events
 
+    async def _envelope_done(self, client: Any, request: Any) -> None:
+        self.envelopes_handled += 1
+
+    def _spawn(self, event: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._handle(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _on_mention(self, event: dict[str, Any]) -> None:
-        await self._handle(event)
+        self._spawn(event)
 
     async def _on_message(self, event: dict[str, Any]) -> None:
         # Only direct messages; a mention in a channel arrives as app_mention as well.
         if event.get("channel_type") == "im" and not event.get("subtype"):
-            await self._handle(event)
-
-    def _from_a_bot(self, event: Mapping[str, Any]) -> bool:
-        return bool(
-            event.get("bot_id")
-            or event.get("subtype") == "bot_message"
-            or event.get("bot_profile")
-            or (self.bot_user_id is not None and event.get("user") == self.bot_user_id)
-        )
-
-    def _first_time(self, channel: str, ts: str) -> bool:
-        key = (channel, ts)
-        if key in self._seen:
-            return False
-        self._seen[key] = None
-        while len(self._seen) > SEEN_MENTIONS:
-            self._seen.popitem(last=False)
-        return True
+            self._spawn(event)
 
     async def _handle(self, event: dict[str, Any]) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        if self._from_a_bot(event):
+        verdict = self._gate.verdict(event)
+        channel, thread = verdict.channel, verdict.thread
+        if verdict.refusal is not None:
+            log.info(
+                "refused a request from %s in %s: %s not allowed",
+                verdict.user,
+                channel,
+                verdict.refusal,
+            )
+            await self._post(channel, thread, replies.not_allowed(verdict.refusal))
             return
-        channel = str(event.get("channel") or "")
-        ts = str(event.get("ts") or "")
-        if not channel or not self._first_time(channel, ts):
-            return
-        thread = str(event.get("thread_ts") or ts) or None
-        user = str(event.get("user") or "")
-        if self.config.allowed_channels and channel not in self.config.allowed_channels:
-            log.info("refused a request from %s in %s: channel not allowed", user, channel)
-            await self._post(channel, thread, replies.not_allowed("channel"))
-            return
-        if self.config.allowed_users and user not in self.config.allowed_users:
-            log.info("refused a request from %s in %s: user not allowed", user, channel)
-            await self._post(channel, thread, replies.not_allowed("user"))
+        if not verdict.answer:
             return
         command = commands.parse(str(event.get("text") or ""))
         try:

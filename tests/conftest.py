@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +91,21 @@ async def fake() -> AsyncIterator[Any]:
     await slack.start()
     yield slack
     await slack.stop()
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Start `umbrellabot <args>`; every process started is killed (its group) afterwards."""
+    from daemon_harness import Running
+
+    started: list[Running] = []
+
+    def start(env: dict[str, str], *args: str, name: str | None = None) -> Running:
+        name = name or f"run{len(started)}"
+        running = Running(list(args or ("run",)), env, tmp_path, name)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.kill()

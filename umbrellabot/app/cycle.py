@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -60,11 +61,14 @@ async def cycle(
     """One ingest cycle, then the detections, then delivery of the outbox."""
     started = time.monotonic()
     metrics = svc.metrics
+    faults_before = Counter(svc.store.faults)
     try:
         report = await svc.ingestor.run_cycle(days, on_planned, on_file_done)
     except BaseException:
         metrics.cycles.labels(outcome="failed").inc()
         raise
+    finally:
+        _report_faults(svc, Counter(svc.store.faults) - faults_before)
     outcome = CycleOutcome(report)
     cutoff = time.time() - svc.settings.index_retention_days * 86400
     await asyncio.to_thread(svc.state.events.prune_events, cutoff)
@@ -88,6 +92,24 @@ async def cycle(
     metrics.outbox_depth.set(await asyncio.to_thread(svc.state.outbox.outbox_depth))
     metrics.last_success.set(time.time())
     return outcome
+
+
+def _report_faults(svc: Services, faults: Counter[str]) -> None:
+    """S3 trouble that botocore's retries absorbed: counted, and one warning line a cycle."""
+    if not faults:
+        return
+    throttled = faults["throttle"]
+    svc.metrics.s3_throttles.inc(throttled)
+    svc.metrics.s3_retries.inc(faults.total())
+    others = ", ".join(f"{kind} {n}" for kind, n in sorted(faults.items()) if kind != "throttle")
+    log.warning(
+        "S3 throttled %d requests and %d more failed transiently%s this cycle; they were retried"
+        " (up to S3_MAX_ATTEMPTS=%d attempts each)",
+        throttled,
+        faults.total() - throttled,
+        f" ({others})" if others else "",
+        svc.settings.s3_max_attempts,
+    )
 
 
 async def run_once(settings: Settings, console: Console) -> tuple[Services, CycleOutcome]:

@@ -28,7 +28,7 @@ from umbrellabot.errors import UsageError
 from umbrellabot.query.queries import QueryError
 from umbrellabot.slack.bot import SlackBotError
 from umbrellabot.slack.recent import recent_from_outbox
-from umbrellabot.storage.s3 import S3AccessError
+from umbrellabot.storage.s3 import S3AccessError, S3TransientError
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,10 @@ class Daemon:
         self._cycle = asyncio.current_task()
         try:
             outcome = await cycle(svc)
-        except (S3AccessError, QueryError, UsageError) as err:
+        except (S3AccessError, S3TransientError, QueryError, UsageError) as err:
+            # AWS refusing or not answering: one line naming the operation, no traceback
             readiness.last_error = str(err)
-            component = "s3" if isinstance(err, S3AccessError) else "athena"
+            component = "s3" if isinstance(err, S3AccessError | S3TransientError) else "athena"
             svc.metrics.errors.labels(component=component).inc()
             log.error("cycle failed: %s", err)
         except asyncio.CancelledError:  # by _finish, past the budget: not an error of the job

@@ -42,6 +42,14 @@ class Metrics:
         )
         self.delivered = Counter("umbrellabot_alerts_delivered", "Alerts delivered", registry=r)
         self.file_failures = Counter("umbrellabot_file_failures", "Failed log files", registry=r)
+        self.s3_retries = Counter(
+            "umbrellabot_s3_retries",
+            "S3 attempts that failed transiently (throttled, 5xx, connection) and were retried",
+            registry=r,
+        )
+        self.s3_throttles = Counter(
+            "umbrellabot_s3_throttles", "S3 attempts throttled (SlowDown, 503)", registry=r
+        )
         self.cycles = Counter("umbrellabot_cycles", "Ingest cycles", ["outcome"], registry=r)
         self.cycle_seconds = Histogram(
             "umbrellabot_cycle_duration_seconds",

@@ -34,6 +34,8 @@ from umbrellabot.storage.s3 import S3AccessError, S3TransientError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+DOWNLOAD_TRIES = 4
+DOWNLOAD_BACKOFF_S = 0.25
 
 
 def needs_work(item: ObjectInfo, known: FileState | None, now: float) -> bool:
@@ -112,6 +114,7 @@ class Ingestor:
         s3.S3AccessError or layout.LayoutError when the cycle cannot run at all."""
         report = CycleReport()
         before = Counter(self.s3.requests)
+        faults_before = Counter(self.s3.faults)
         cycle_id = await self._in_db(self.cycles.start_cycle)
         try:
             await self._cycle(report, days, on_planned, on_file_done)
@@ -123,6 +126,7 @@ class Ingestor:
         finally:
             report.duration_s = time.time() - report.started_at
             report.requests = Counter(self.s3.requests) - before
+            report.faults = Counter(self.s3.faults) - faults_before
         await self._in_db(self.cycles.finish_cycle, cycle_id, **_counts(report))
         return report
 
@@ -200,7 +204,7 @@ class Ingestor:
         target = self._work_dir / f"{number}.out"
         loop = asyncio.get_running_loop()
         try:
-            etag = await self.s3.download(item.key, source) or item.etag
+            etag = await self._download(item, source)
             countries = None
             if self.geo.prefetches:
                 addresses = await loop.run_in_executor(
@@ -247,6 +251,21 @@ class Ingestor:
             source.unlink(missing_ok=True)
             target.unlink(missing_ok=True)
 
+    async def _download(self, item: ObjectInfo, target: Path) -> str | None:
+        """The object into `target`; a transient failure (a body cut short, a reset after
+        botocore's own retries) is tried again a few times before the file waits for the next
+        cycle, uncounted."""
+        attempt = 1
+        while True:
+            try:
+                return await self.s3.download(item.key, target) or item.etag
+            except S3TransientError as err:
+                if attempt >= DOWNLOAD_TRIES:
+                    raise
+                log.info("retrying s3://%s/%s: %s", self.s3.bucket, item.key, err)
+                await asyncio.sleep(DOWNLOAD_BACKOFF_S * 4 ** (attempt - 1))
+                attempt += 1
+
     async def _fail(
         self, item: ObjectInfo, reason: str, *, counts: bool, report: CycleReport
     ) -> None:
@@ -269,12 +288,21 @@ class Ingestor:
                 reason,
             )
             report.abandoned.append((item.key, reason))
-        else:
+        elif counts:
             log.warning(
-                "failed s3://%s/%s (attempt %d): %s",
+                "failed s3://%s/%s (attempt %d of %d): %s",
                 self.s3.bucket,
                 item.key,
                 outcome.attempts,
+                settings.max_file_attempts,
+                reason,
+            )
+            report.failed.append((item.key, reason))
+        else:
+            log.warning(
+                "s3://%s/%s is left for the next cycle (S3 trouble, not the file's): %s",
+                self.s3.bucket,
+                item.key,
                 reason,
             )
             report.failed.append((item.key, reason))

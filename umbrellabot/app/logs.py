@@ -56,6 +56,24 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class SkippedTickFilter(logging.Filter):
+    """A cycle still running at the next tick is normal under a backlog (the tick is skipped and
+    coalesced); APScheduler warns about it at every tick. The first one a minute is kept."""
+
+    def __init__(self, every_s: float = 60.0) -> None:
+        super().__init__()
+        self._every_s = every_s
+        self._last = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "maximum number of running instances reached" not in record.getMessage():
+            return True
+        if record.created - self._last < self._every_s:
+            return False
+        self._last = record.created
+        return True
+
+
 def configure(level: int | str = logging.INFO, fmt: str = "text") -> None:
     """Replace the root handlers with one stderr handler in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
@@ -71,3 +89,6 @@ def configure(level: int | str = logging.INFO, fmt: str = "text") -> None:
     root.setLevel(level)
     for noisy in ("botocore", "aiobotocore", "urllib3", "slack_sdk", "slack_bolt", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    scheduler = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, SkippedTickFilter) for f in scheduler.filters):
+        scheduler.addFilter(SkippedTickFilter())

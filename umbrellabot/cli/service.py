@@ -40,7 +40,7 @@ from umbrellabot.query.detection_runs import run_detections
 from umbrellabot.query.detections import load_detections
 from umbrellabot.query.queries import InvalidQueryInput, QueryError
 from umbrellabot.query.story import build_story
-from umbrellabot.storage.s3 import S3AccessError
+from umbrellabot.storage.s3 import S3AccessError, S3TransientError
 
 T = TypeVar("T")
 
@@ -55,7 +55,7 @@ def _aws(work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(work)
     except LayoutError as err:
         raise SettingsError(f"invalid setting CLOUDTRAIL_INITIAL_PREFIX: {err}") from None
-    except (S3AccessError, QueryError) as err:
+    except (S3AccessError, S3TransientError, QueryError) as err:
         error(str(err))
         raise _Refused from None
 

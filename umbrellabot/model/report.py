@@ -26,3 +26,4 @@ class CycleReport:
     waiting: int = 0  # failed files whose next retry is not due yet
     insight_accounts: list[str] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)  # S3 attempts that failed, by kind

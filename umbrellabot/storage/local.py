@@ -29,6 +29,7 @@ class LocalStore:
         self.output_root = output_root.resolve()
         self.bucket = str(source_root)  # what logs and reports call the place
         self.requests: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()  # a folder is not throttled
 
     def _path(self, key: str) -> Path:
         path = (self.source_root / key).resolve()

@@ -31,7 +31,8 @@ class ObjectStore(Protocol):
     """What ingestion and lookups need of a bucket; `S3Bucket` and `LocalStore` provide it."""
 
     bucket: str
-    requests: Counter[str]
+    requests: Counter[str]  # requests made, by operation
+    faults: Counter[str]  # failed attempts the client retried or gave up on, by kind
 
     async def list_folders(self, prefix: str) -> list[str]: ...
     async def list_objects(self, prefix: str) -> list[ObjectInfo]: ...

@@ -13,8 +13,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from umbrellabot.errors import one_line
 from umbrellabot.storage.aws import NO_CREDENTIALS, aws_session, client_config
 from umbrellabot.storage.ports import ObjectInfo
 
@@ -64,7 +66,29 @@ def _describe(err: Exception, action: str, bucket: str, where: str) -> Exception
                 " (config/iam-policy.json)"
             )
         return S3TransientError(f"{action} {where}: {code}{': ' + message if message else ''}")
-    return S3TransientError(f"{action} {where}: {type(err).__name__}: {err}")
+    return S3TransientError(f"{action} {where}: {type(err).__name__}: {one_line(str(err))}")
+
+
+THROTTLE_CODES = frozenset(
+    {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "RequestThrottled"}
+)
+
+
+def fault_kind(response: Any, caught_exception: Exception | None) -> str | None:
+    """What went wrong with one attempt, in S3's terms: `throttle` (SlowDown and the like),
+    `5xx`, `connection` (reset, timeout, refused), or None for an answer that is no fault."""
+    if caught_exception is not None:
+        return "connection"
+    if not response:
+        return None
+    http, parsed = response
+    status = int(getattr(http, "status_code", 0) or 0)
+    code = (parsed or {}).get("Error", {}).get("Code") if isinstance(parsed, dict) else None
+    if code in THROTTLE_CODES or status == 503:
+        return "throttle"
+    if status >= 500:
+        return "5xx"
+    return None
 
 
 class S3Bucket:
@@ -75,15 +99,25 @@ class S3Bucket:
         self._client = client
         self.bucket = bucket
         self.requests: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()  # failed attempts botocore saw: throttle, 5xx...
         client.meta.events.register("before-send.s3", self._count)
+        client.meta.events.register("needs-retry.s3", self._count_fault)
 
     def _count(self, event_name: str = "", **_: Any) -> None:
         self.requests[event_name.rsplit(".", 1)[-1]] += 1
 
+    def _count_fault(
+        self, response: Any = None, caught_exception: Exception | None = None, **_: Any
+    ) -> None:
+        """Called by botocore after every attempt, before it decides on a retry; only looks."""
+        kind = fault_kind(response, caught_exception)
+        if kind is not None:
+            self.faults[kind] += 1
+
     async def _call(self, operation: str, where: str, **params: Any) -> Any:
         try:
             return await getattr(self._client, operation)(Bucket=self.bucket, **params)
-        except (ClientError, BotoCoreError) as err:
+        except (ClientError, BotoCoreError, aiohttp.ClientError) as err:
             raise _describe(err, _ACTIONS.get(operation, operation), self.bucket, where) from err
 
     async def list_folders(self, prefix: str) -> list[str]:
@@ -127,8 +161,9 @@ class S3Bucket:
             with target.open("wb") as sink:
                 while chunk := await body.read(DOWNLOAD_CHUNK):
                     sink.write(chunk)
-        except (TimeoutError, ClientError, BotoCoreError, OSError) as err:
-            reason = f"s3:GetObject key {key!r}: {type(err).__name__}: {err}"
+        except (TimeoutError, ClientError, BotoCoreError, aiohttp.ClientError, OSError) as err:
+            # a body cut short (ClientPayloadError), a reset: the file is fine, the read is not
+            reason = f"s3:GetObject key {key!r}: {type(err).__name__}: {one_line(str(err))}"
             raise S3TransientError(reason) from err
         finally:
             body.close()

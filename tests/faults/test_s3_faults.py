@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 from builders import ACCOUNT_A, create_user, log_bytes, log_key, record, today
-from daemon_harness import Running, clean_env, free_port, http_get, metric_samples, state_count
+from daemon_harness import (
+    Running,
+    clean_env,
+    free_port,
+    http_get,
+    metric_samples,
+    run_cli,
+    state_count,
+)
 from fake_slack import BOT_TOKEN, FakeSlack
 from fault_proxy import FaultProxy, started
 
@@ -137,3 +145,20 @@ async def test_every_file_and_alert_exactly_once_through_s3_faults(
     assert "Traceback" not in stderr
     assert not [e for e in daemon.log_entries() if e["level"] in ("error", "critical")]
     assert any("S3 throttled" in message for message in daemon.messages())
+
+
+def test_an_s3_outage_is_one_line_and_exit_3(aws_env: dict[str, str], tmp_path: Path) -> None:
+    env = clean_env(
+        **{
+            **aws_env,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+            "CLOUDTRAIL_BUCKET_NAME": "trail",
+            "STATE_DIR": str(tmp_path / "state"),
+            "S3_MAX_ATTEMPTS": "2",
+        }
+    )
+    done = run_cli(env, "run", "--once", cwd=tmp_path)
+    assert done.returncode == 3, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("umbrellabot: s3:ListBucket prefix ''") and "Traceback" not in line
+    assert "EndpointConnectionError" in line

@@ -66,9 +66,9 @@ async def cycle(
         report = await svc.ingestor.run_cycle(days, on_planned, on_file_done)
     except BaseException:
         metrics.cycles.labels(outcome="failed").inc()
+        _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=False)
         raise
-    finally:
-        _report_faults(svc, Counter(svc.store.faults) - faults_before)
+    _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=True)
     outcome = CycleOutcome(report)
     cutoff = time.time() - svc.settings.index_retention_days * 86400
     await asyncio.to_thread(svc.state.events.prune_events, cutoff)
@@ -94,13 +94,16 @@ async def cycle(
     return outcome
 
 
-def _report_faults(svc: Services, faults: Counter[str]) -> None:
-    """S3 trouble that botocore's retries absorbed: counted, and one warning line a cycle."""
+def _report_faults(svc: Services, faults: Counter[str], *, warn: bool) -> None:
+    """S3 trouble that botocore's retries absorbed: counted, and one warning line a cycle (a
+    cycle that failed says so in its own line)."""
     if not faults:
         return
     throttled = faults["throttle"]
     svc.metrics.s3_throttles.inc(throttled)
     svc.metrics.s3_retries.inc(faults.total())
+    if not warn:
+        return
     others = ", ".join(f"{kind} {n}" for kind, n in sorted(faults.items()) if kind != "throttle")
     log.warning(
         "S3 throttled %d requests and %d more failed transiently%s this cycle; they were retried"

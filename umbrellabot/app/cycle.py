@@ -62,6 +62,7 @@ async def cycle(
     started = time.monotonic()
     metrics = svc.metrics
     faults_before = Counter(svc.store.faults)
+    breaks_before = svc.ingestor.pool.breaks
     try:
         report = await svc.ingestor.run_cycle(days, on_planned, on_file_done)
     except BaseException:
@@ -69,6 +70,7 @@ async def cycle(
         _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=False)
         raise
     _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=True)
+    metrics.worker_restarts.inc(svc.ingestor.pool.breaks - breaks_before)
     outcome = CycleOutcome(report)
     cutoff = time.time() - svc.settings.index_retention_days * 86400
     await asyncio.to_thread(svc.state.events.prune_events, cutoff)

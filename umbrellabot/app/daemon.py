@@ -98,6 +98,7 @@ class Daemon:
             readiness = Readiness(
                 max_cycle_age_s=schedule.cycle_age_limit_s(settings),
                 slack_enabled=settings.slack_app_token is not None,
+                checks=[svc.ingestor.pool.problem],
             )
             await self._setup_athena(svc)
             if settings.health_port:

@@ -42,6 +42,11 @@ class Metrics:
         )
         self.delivered = Counter("umbrellabot_alerts_delivered", "Alerts delivered", registry=r)
         self.file_failures = Counter("umbrellabot_file_failures", "Failed log files", registry=r)
+        self.worker_restarts = Counter(
+            "umbrellabot_worker_pool_restarts",
+            "Enrichment pools replaced because a worker process died",
+            registry=r,
+        )
         self.s3_retries = Counter(
             "umbrellabot_s3_retries",
             "S3 attempts that failed transiently (throttled, 5xx, connection) and were retried",
@@ -86,6 +91,8 @@ class Readiness:
     last_success_at: float | None = None
     last_error: str | None = None
     started_at: float = field(default_factory=time.time)
+    # more reasons not to be ready, each None when all is well (the worker pool...)
+    checks: list[Callable[[], str | None]] = field(default_factory=list)
 
     async def problems(self) -> list[str]:
         found = []
@@ -103,6 +110,7 @@ class Readiness:
                 f"the last successful cycle is older than {self.max_cycle_age_s:.0f}s"
                 + (f" (last error: {self.last_error})" if self.last_error else "")
             )
+        found.extend(problem for check in self.checks if (problem := check()))
         return found
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import multiprocessing
 import os
 import shutil
 import time
@@ -22,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from umbrellabot.app.worker_pool import EnrichmentPool, WorkerDied
 from umbrellabot.config import Settings
 from umbrellabot.enrich import workers
 from umbrellabot.enrich.geoip import CountryLookup
@@ -34,6 +34,7 @@ from umbrellabot.storage.s3 import S3AccessError, S3TransientError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+WORKER_DEATHS_MAX = 3  # a file that killed its worker (alone) this often is left alone
 DOWNLOAD_TRIES = 4
 DOWNLOAD_BACKOFF_S = 0.25
 
@@ -76,20 +77,13 @@ class Ingestor:
         self.all_days = all_days
         self._stopping = False
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
-        init = (list(map(str, rule_paths)), settings.rule_variables())
-        self._pool: concurrent.futures.Executor
-        if settings.enrich_workers == 0:  # one thread: for small machines and debugging
-            workers.load_worker_rules(*init)  # in this process: Ctrl-C stays the daemon's
-            self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="enrich")
-        else:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                settings.enrich_workers
-                if settings.enrich_workers > 0
-                else min(os.cpu_count() or 1, 4),
-                mp_context=multiprocessing.get_context("spawn"),  # no fork of a running loop
-                initializer=workers.init_worker,
-                initargs=init,
-            )
+        self.pool = EnrichmentPool(
+            settings.enrich_workers
+            if settings.enrich_workers >= 0
+            else min(os.cpu_count() or 1, 4),
+            list(map(str, rule_paths)),
+            settings.rule_variables(),
+        )
         self._work_dir = settings.state_dir / "work"
 
     def request_stop(self) -> None:
@@ -97,7 +91,7 @@ class Ingestor:
         self._stopping = True
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.close()
         self._db.shutdown(wait=True)
 
     async def _in_db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -202,17 +196,13 @@ class Ingestor:
         settings = self.settings
         source = self._work_dir / f"{number}.in"
         target = self._work_dir / f"{number}.out"
-        loop = asyncio.get_running_loop()
         try:
             etag = await self._download(item, source)
             countries = None
             if self.geo.prefetches:
-                addresses = await loop.run_in_executor(
-                    self._pool, workers.source_addresses, str(source)
-                )
+                addresses = await self.pool.run(workers.source_addresses, str(source))
                 countries = await self.geo.prefetch(addresses)
-            result = await loop.run_in_executor(
-                self._pool,
+            result = await self.pool.run(
                 workers.enrich_file,
                 str(source),
                 str(target),
@@ -236,9 +226,11 @@ class Ingestor:
             await self._fail(item, f"{err}", counts=True, report=report)
         except S3TransientError as err:
             await self._fail(item, str(err), counts=False, report=report)
+        except WorkerDied as err:
+            await self._fail(item, str(err), counts=False, died=True, report=report)
         except (S3AccessError, asyncio.CancelledError):
             raise
-        except Exception as err:  # a bug or a broken worker: this file only, and counted
+        except Exception as err:  # a bug: this file only, and counted
             log.exception("unexpected error on s3://%s/%s", self.s3.bucket, item.key)
             await self._fail(
                 item, f"internal error: {type(err).__name__}: {err}", counts=True, report=report
@@ -267,7 +259,13 @@ class Ingestor:
                 attempt += 1
 
     async def _fail(
-        self, item: ObjectInfo, reason: str, *, counts: bool, report: CycleReport
+        self,
+        item: ObjectInfo,
+        reason: str,
+        *,
+        counts: bool,
+        report: CycleReport,
+        died: bool = False,
     ) -> None:
         settings = self.settings
         outcome = await self._in_db(
@@ -278,16 +276,22 @@ class Ingestor:
             counts=counts,
             max_attempts=settings.max_file_attempts,
             retry_base_s=settings.retry_base_delay_s,
+            worker_died=died,
+            max_deaths=WORKER_DEATHS_MAX,
         )
         if outcome.status == "abandoned":
-            log.error(
-                "giving up on s3://%s/%s after %d attempts: %s",
+            log.error("giving up on s3://%s/%s: %s", self.s3.bucket, item.key, outcome.reason)
+            report.abandoned.append((item.key, reason))
+        elif died:
+            log.warning(
+                "s3://%s/%s: %s (%d of %d times); it is tried again",
                 self.s3.bucket,
                 item.key,
-                outcome.attempts,
                 reason,
+                outcome.deaths,
+                WORKER_DEATHS_MAX,
             )
-            report.abandoned.append((item.key, reason))
+            report.failed.append((item.key, reason))
         elif counts:
             log.warning(
                 "failed s3://%s/%s (attempt %d of %d): %s",

@@ -46,9 +46,10 @@ class FileState:
     key: str
     etag: str | None
     status: str  # done | failed | abandoned
-    attempts: int
+    attempts: int  # failed reads of the whole file (a corrupt file)
     reason: str | None
     next_retry_at: float | None
+    deaths: int = 0  # times its worker process died while it ran alone
 
 
 class FileLedger(Protocol):
@@ -80,7 +81,12 @@ class FileLedger(Protocol):
         counts: bool,
         max_attempts: int,
         retry_base_s: float,
-    ) -> FileState: ...
+        worker_died: bool = False,
+        max_deaths: int = 3,
+    ) -> FileState:
+        """A failed attempt: `counts` (the file itself is bad) towards `max_attempts`, a worker
+        death towards `max_deaths`, anything else (S3 trouble) not at all."""
+        ...
 
     def abandoned_files(self) -> list[FileState]: ...
 

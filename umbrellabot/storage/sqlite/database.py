@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DATABASE_NAME = "umbrellabot.sqlite3"
 
 _SCHEMA = """
@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS files (
     attempts INTEGER NOT NULL DEFAULT 0,
     reason TEXT,
     next_retry_at REAL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    deaths INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS files_by_time ON files (updated_at);
 CREATE TABLE IF NOT EXISTS events (
@@ -94,6 +95,9 @@ class Database:
         if version == 1:  # the index had another shape; lookups fall back to the engine
             self.executescript("DROP INDEX IF EXISTS events_by_time; DROP TABLE events;")
         self.executescript(_SCHEMA)
+        columns = {row[1] for row in self.execute("PRAGMA table_info(files)")}
+        if "deaths" not in columns:  # version 2: worker deaths were not counted apart
+            self.execute("ALTER TABLE files ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0")
         self.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:

@@ -11,7 +11,7 @@ from umbrellabot.storage.ports import FileState, IndexedEventRow
 from umbrellabot.storage.sqlite.database import Database
 from umbrellabot.storage.sqlite.outbox import insert_alerts
 
-_COLUMNS = "key, etag, status, attempts, reason, next_retry_at"
+_COLUMNS = "key, etag, status, attempts, reason, next_retry_at, deaths"
 
 
 class SqliteFileLedger:
@@ -49,7 +49,7 @@ class SqliteFileLedger:
                 " reason, next_retry_at, updated_at) VALUES (?, ?, 'done', ?, ?, ?, 0, NULL,"
                 " NULL, ?) ON CONFLICT (key) DO UPDATE SET etag=excluded.etag, status='done',"
                 " records=excluded.records, alerts=excluded.alerts, output_key=excluded.output_key,"
-                " reason=NULL, next_retry_at=NULL, updated_at=excluded.updated_at",
+                " reason=NULL, next_retry_at=NULL, deaths=0, updated_at=excluded.updated_at",
                 (key, etag, records, len(alerts), output, now),
             )
             file_id = db.execute("SELECT rowid FROM files WHERE key = ?", (key,)).fetchone()[0]
@@ -69,26 +69,37 @@ class SqliteFileLedger:
         counts: bool,
         max_attempts: int,
         retry_base_s: float,
+        worker_died: bool = False,
+        max_deaths: int = 3,
     ) -> FileState:
-        """A failed attempt. Poison failures count towards `max_attempts`, then the file is
-        abandoned; transient ones (S3 trouble) are retried next cycle without counting."""
+        """A failed attempt. Poison failures count towards `max_attempts`, worker deaths towards
+        `max_deaths`, then the file is abandoned; transient ones (S3 trouble) are retried next
+        cycle without counting."""
         now = time.time()
-        row = self._db.execute("SELECT attempts FROM files WHERE key = ?", (key,)).fetchone()
+        row = self._db.execute(
+            "SELECT attempts, deaths FROM files WHERE key = ?", (key,)
+        ).fetchone()
         attempts = (row[0] if row else 0) + (1 if counts else 0)
-        abandoned = counts and attempts >= max_attempts
-        delay = retry_base_s * 2 ** max(attempts - 1, 0) if counts else 0.0
+        deaths = (row[1] if row else 0) + (1 if worker_died else 0)
+        abandoned = (counts and attempts >= max_attempts) or (worker_died and deaths >= max_deaths)
+        if worker_died and abandoned:
+            reason = f"{reason}, {deaths} times"
+        elif counts and abandoned:
+            reason = f"{reason} (after {attempts} attempts)"
+        tries = attempts if counts else deaths if worker_died else 0
+        delay = retry_base_s * 2 ** max(tries - 1, 0) if tries else 0.0
         status = "abandoned" if abandoned else "failed"
         next_retry = None if abandoned else now + delay
         with self._db.transaction() as db:
             db.execute(
-                "INSERT INTO files (key, etag, status, attempts, reason, next_retry_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+                "INSERT INTO files (key, etag, status, attempts, deaths, reason, next_retry_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
                 " etag=excluded.etag, status=excluded.status, attempts=excluded.attempts,"
-                " reason=excluded.reason, next_retry_at=excluded.next_retry_at,"
-                " updated_at=excluded.updated_at",
-                (key, etag, status, attempts, reason, next_retry, now),
+                " deaths=excluded.deaths, reason=excluded.reason,"
+                " next_retry_at=excluded.next_retry_at, updated_at=excluded.updated_at",
+                (key, etag, status, attempts, deaths, reason, next_retry, now),
             )
-        return FileState(key, etag, status, attempts, reason, next_retry)
+        return FileState(key, etag, status, attempts, reason, next_retry, deaths)
 
     def abandoned_files(self) -> list[FileState]:
         rows = self._db.execute(

@@ -46,6 +46,7 @@ class Running:
     """One `umbrellabot <args>` process; stdout and stderr go to files (no pipe to fill)."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path, name: str) -> None:
+        self.env = env
         self.port = int(env.get("HEALTH_PORT", "0"))
         self.stdout_path = cwd / f"{name}.stdout"
         self.stderr_path = cwd / f"{name}.stderr"

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
 import logging
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from builders import (
     ACCOUNT_A,
     ACCOUNT_B,
     create_user,
     days_ago,
-    log_bytes,
     log_key,
     record,
     today,
 )
+from s3_helpers import all_keys, enriched, put
 
 from umbrellabot.app import services
 from umbrellabot.config import Settings
@@ -43,23 +41,6 @@ def settings_for(bucket: str, tmp_path: Path, **overrides: Any) -> Settings:
 async def cycle(settings: Settings) -> CycleReport:
     async with services.ingestor(settings) as runner:
         return await runner.run_cycle()
-
-
-def put(s3: Any, bucket: str, key: str, records: list[dict[str, Any]] | bytes) -> None:
-    body = records if isinstance(records, bytes) else log_bytes(records)
-    s3.put_object(Bucket=bucket, Key=key, Body=body)
-
-
-def enriched(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    return [orjson.loads(line) for line in gzip.decompress(body).splitlines()]
-
-
-def all_keys(s3: Any, bucket: str, prefix: str = "") -> list[str]:
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(item["Key"] for item in page.get("Contents", []))
-    return sorted(keys)
 
 
 def outbox(settings: Settings) -> list[tuple[str, str]]:

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from builders import ACCOUNT_A, create_user, log_key, record, today
-from test_ingest import all_keys, enriched, put
+from s3_helpers import all_keys, enriched, put
 
 
 def cli_env(aws_env: dict[str, str], bucket: str, state: Path, **extra: str) -> dict[str, str]:
@@ -222,3 +222,23 @@ def test_backfill_a_past_day_then_rerun(
         env, "backfill", "--since", "2023-07-10", "--until", "2023-07-01", cwd=tmp_path
     )
     assert backwards.returncode == 2 and "before" in backwards.stderr
+
+
+def test_retry_needs_keys_or_all_and_names_what_was_not_given_up_on(tmp_path: Path) -> None:
+    env = {**os.environ, "STATE_DIR": str(tmp_path / "state")}
+    both = subprocess.run(
+        [sys.executable, "-m", "umbrellabot", "retry", "k", "--all"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert both.returncode == 2 and "name the files (KEY ...) or give --all" in both.stderr
+    nothing = subprocess.run(
+        [sys.executable, "-m", "umbrellabot", "retry", "--all"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert nothing.returncode == 1 and "no state in" in nothing.stderr

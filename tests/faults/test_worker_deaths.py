@@ -22,8 +22,11 @@ from daemon_harness import (
     free_port,
     http_get,
     metric_samples,
+    run_cli,
     state_count,
 )
+
+from umbrellabot.model.own_alerts import FILE_ABANDONED
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -151,8 +154,26 @@ async def test_a_file_that_kills_its_worker_every_time_is_given_up_on(
     assert any("keep dying" in problem for problem in json.loads(ready[1])["problems"])
     errors = [e["message"] for e in daemon.log_entries() if e["level"] == "error"]
     assert any(m.startswith("giving up on") and "worker process died" in m for m in errors)
-    # the poison file left alone, a good one is enriched and the pool is healthy again
+    # told like any alert, listed by /readyz, counted as a file
+    await daemon.wait_until(lambda: FILE_ABANDONED in daemon.stdout(), 10, "the alert")
+    await daemon.wait_until(lambda: given_up_in_readyz(daemon), 10, "/readyz lists the file")
+    metrics = await http_get(daemon.url("/metrics"))
+    assert metrics is not None
+    assert metric_samples(metrics[1])[("umbrellabot_files_abandoned_total", ())] == 1
+    # the cause fixed (no more kills), `retry` puts it back and the next cycle enriches it
     killing.cancel()
-    write_file(trail, "good", "7f3c2a10-0000-4e5b-9a61-0c1d2e3f0001", 100)
-    await daemon.wait_until(lambda: files(state, "status = 'done'") == 1, 60, "the good file")
+    key = next(trail.rglob("*poison*")).relative_to(trail).as_posix()
+    put_back = run_cli(daemon.env, "retry", str(trail / key), cwd=tmp_path)  # as logged
+    assert put_back.returncode == 0, put_back.stderr
+    assert "1 file put back" in put_back.stdout
+    await daemon.wait_until(lambda: files(state, "status = 'done'") == 1, 60, "enriched at last")
     await daemon.wait_until(lambda: answers(daemon.url("/readyz")), 10, "/readyz 200")
+    again = run_cli(daemon.env, "retry", key, cwd=tmp_path)
+    assert again.returncode == 1 and f"not a file given up on: {key}" in again.stderr
+
+
+async def given_up_in_readyz(daemon: Running) -> bool:
+    got = await http_get(daemon.url("/readyz"))
+    return got is not None and any(
+        "given up on" in problem for problem in json.loads(got[1])["problems"]
+    )

@@ -446,6 +446,27 @@ async def test_status(
     assert "*Alerts waiting for delivery*\n0" in text
 
 
+async def test_status_lists_the_files_given_up_on(
+    fake: FakeSlack, make_bot: Any, world: dict[str, Any]
+) -> None:
+    state: SqliteState = world["state"]
+    key = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/x_<!channel>.json.gz"
+    abandoned = state.files.record_failure(
+        key, "e", "not JSON at byte 12", counts=True, max_attempts=1, retry_base_s=0
+    )
+    assert abandoned.status == "abandoned"
+    await make_bot()
+    [answer] = await ask(fake, f"<@{BOT_USER}> status")
+    text = block_texts(answer)
+    assert "Given up on 1 log file" in text and "umbrellabot retry KEY" in text
+    assert "x_&lt;!channel&gt;.json.gz" in text and "<!channel>" not in text  # inert
+    assert "not JSON at byte 12 (after 1 attempts)" in text
+    # and the alert about it is in the outbox, like any other
+    [pending] = state.outbox.pending_alerts()
+    assert pending.alert.rule_id == "umbrellabot-file-abandoned"
+    assert pending.alert.source_file == key and pending.alert.account == "111122223333"
+
+
 async def test_status_before_any_cycle(fake: FakeSlack, make_bot: Any, rules: list[Rule]) -> None:
     await make_bot()
     [answer] = await ask(fake, f"<@{BOT_USER}> status")

@@ -86,6 +86,7 @@ async def cycle(
     metrics.files.inc(report.files)
     metrics.records.inc(report.records)
     metrics.file_failures.inc(len(report.failed) + len(report.abandoned))
+    metrics.files_abandoned.inc(len(report.abandoned))
     for severity, count in report.by_severity.items():
         metrics.alerts.labels(severity=severity.label).inc(count)
     metrics.new_alerts.inc(report.new_alerts + outcome.detection_alerts)

@@ -86,6 +86,17 @@ class Daemon:
             )
         finally:
             self._cycle = None
+            await self._refresh_abandoned(svc, readiness)
+
+    async def _refresh_abandoned(self, svc: Services, readiness: Readiness) -> None:
+        """The files given up on within STATE_RETENTION_DAYS, for /readyz."""
+        since = time.time() - self.settings.index_retention_days * 86400
+        try:
+            files = await asyncio.to_thread(svc.state.files.abandoned_files, since)
+        except Exception:  # the state is busy or gone: keep what was known
+            log.debug("could not read the abandoned files", exc_info=True)
+            return
+        readiness.abandoned = [(state.key, state.reason or "") for state in files]
 
     async def run(self) -> int:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler

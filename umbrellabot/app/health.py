@@ -41,7 +41,12 @@ class Metrics:
             registry=r,
         )
         self.delivered = Counter("umbrellabot_alerts_delivered", "Alerts delivered", registry=r)
-        self.file_failures = Counter("umbrellabot_file_failures", "Failed log files", registry=r)
+        self.file_failures = Counter(
+            "umbrellabot_file_failures", "Failed attempts at log files", registry=r
+        )
+        self.files_abandoned = Counter(
+            "umbrellabot_files_abandoned", "Log files given up on", registry=r
+        )
         self.worker_restarts = Counter(
             "umbrellabot_worker_pool_restarts",
             "Enrichment pools replaced because a worker process died",
@@ -93,6 +98,7 @@ class Readiness:
     started_at: float = field(default_factory=time.time)
     # more reasons not to be ready, each None when all is well (the worker pool...)
     checks: list[Callable[[], str | None]] = field(default_factory=list)
+    abandoned: list[tuple[str, str]] = field(default_factory=list)  # (key, reason), refreshed
 
     async def problems(self) -> list[str]:
         found = []
@@ -111,6 +117,13 @@ class Readiness:
                 + (f" (last error: {self.last_error})" if self.last_error else "")
             )
         found.extend(problem for check in self.checks if (problem := check()))
+        if self.abandoned:
+            shown = "; ".join(f"{key}: {reason}" for key, reason in self.abandoned[:5])
+            more = f" and {len(self.abandoned) - 5} more" if len(self.abandoned) > 5 else ""
+            found.append(
+                f"{len(self.abandoned)} log files were given up on (umbrellabot retry KEY or"
+                f" --all when the cause is fixed): {shown}{more}"
+            )
         return found
 
 

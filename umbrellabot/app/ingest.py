@@ -143,9 +143,8 @@ class Ingestor:
             log.info("CloudTrail-Insight files of account %s are not handled yet; skipped", account)
         if not found.regions:
             log.warning(
-                "no CloudTrail logs found under s3://%s/%s",
-                self.s3.bucket,
-                settings.cloudtrail_initial_prefix,
+                "no CloudTrail logs found under %s",
+                self.s3.location(settings.cloudtrail_initial_prefix),
             )
         if self.all_days and days is None:
             prefixes = [region.prefix for region in found.regions]
@@ -231,7 +230,7 @@ class Ingestor:
         except (S3AccessError, asyncio.CancelledError):
             raise
         except Exception as err:  # a bug: this file only, and counted
-            log.exception("unexpected error on s3://%s/%s", self.s3.bucket, item.key)
+            log.exception("unexpected error on %s", self.s3.location(item.key))
             await self._fail(
                 item, f"internal error: {type(err).__name__}: {err}", counts=True, report=report
             )
@@ -254,7 +253,7 @@ class Ingestor:
             except S3TransientError as err:
                 if attempt >= DOWNLOAD_TRIES:
                     raise
-                log.info("retrying s3://%s/%s: %s", self.s3.bucket, item.key, err)
+                log.info("retrying %s: %s", self.s3.location(item.key), err)
                 await asyncio.sleep(DOWNLOAD_BACKOFF_S * 4 ** (attempt - 1))
                 attempt += 1
 
@@ -280,13 +279,12 @@ class Ingestor:
             max_deaths=WORKER_DEATHS_MAX,
         )
         if outcome.status == "abandoned":
-            log.error("giving up on s3://%s/%s: %s", self.s3.bucket, item.key, outcome.reason)
+            log.error("giving up on %s: %s", self.s3.location(item.key), outcome.reason)
             report.abandoned.append((item.key, reason))
         elif died:
             log.warning(
-                "s3://%s/%s: %s (%d of %d times); it is tried again",
-                self.s3.bucket,
-                item.key,
+                "%s: %s (%d of %d times); it is tried again",
+                self.s3.location(item.key),
                 reason,
                 outcome.deaths,
                 WORKER_DEATHS_MAX,
@@ -294,9 +292,8 @@ class Ingestor:
             report.failed.append((item.key, reason))
         elif counts:
             log.warning(
-                "failed s3://%s/%s (attempt %d of %d): %s",
-                self.s3.bucket,
-                item.key,
+                "failed %s (attempt %d of %d): %s",
+                self.s3.location(item.key),
                 outcome.attempts,
                 settings.max_file_attempts,
                 reason,
@@ -304,9 +301,8 @@ class Ingestor:
             report.failed.append((item.key, reason))
         else:
             log.warning(
-                "s3://%s/%s is left for the next cycle (S3 trouble, not the file's): %s",
-                self.s3.bucket,
-                item.key,
+                "%s is left for the next cycle (S3 trouble, not the file's): %s",
+                self.s3.location(item.key),
                 reason,
             )
             report.failed.append((item.key, reason))

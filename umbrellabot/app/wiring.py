@@ -315,5 +315,6 @@ def slack_bot(
         rules=rules,
         cycles=state.cycles if state else None,
         outbox=state.outbox if state else None,
+        files=state.files if state else None,
         **options,
     )

@@ -203,6 +203,18 @@ def _service_commands(commands: Any) -> None:
     backfill.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     backfill.set_defaults(handler=_service("cmd_backfill"))
 
+    retry = commands.add_parser(
+        "retry",
+        help="process log files that were given up on again",
+        description="Give log files that were given up on (after MAX_FILE_ATTEMPTS failed reads,"
+        " or three dead workers) their attempts back: the next cycle that lists them (the"
+        " daemon's, run --once or backfill) processes them again. KEY is the file's key, or its"
+        " s3://bucket/key as the logs print it. Exit 1 when a KEY was not given up on.",
+    )
+    retry.add_argument("keys", nargs="*", metavar="KEY")
+    retry.add_argument("--all", action="store_true", help="every file given up on")
+    retry.set_defaults(handler=_service("cmd_retry"))
+
     show = commands.add_parser(
         "show",
         help="everything about one event, and why it was flagged",

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Coroutine
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -145,6 +146,44 @@ async def _show(settings: Settings, event_id: str, as_json: bool) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     settings = load_settings()
     return _exit_code(lambda: _aws(_show(settings, args.event_id, args.json)))
+
+
+def _key_of(typed: str, settings: Settings) -> str:
+    """A key as the logs print it (s3://bucket/key, or its path under CLOUDTRAIL_LOCAL_PATH),
+    or bare."""
+    if typed.startswith("s3://"):
+        return typed.removeprefix("s3://").partition("/")[2]
+    folder = settings.cloudtrail_local_path.resolve()
+    path = Path(typed)
+    if not settings.cloudtrail_bucket_name and path.is_absolute() and path.is_relative_to(folder):
+        return path.relative_to(folder).as_posix()
+    return typed
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if bool(args.keys) == bool(args.all):
+        raise UsageError("retry: name the files (KEY ...) or give --all, not both")
+    state = wiring.existing_state(settings)
+    if state is None:
+        error(f"no state in {settings.state_dir} (STATE_DIR): nothing was given up on there")
+        return EXIT_FAILED
+    try:
+        wanted = None if args.all else [_key_of(key, settings) for key in args.keys]
+        back = state.files.retry(wanted)
+    finally:
+        state.close()
+    for key in back:
+        stdout.print(render.safe(key, 2000))
+    stdout.print(
+        f"{len(back)} file{'s' if len(back) != 1 else ''} put back: the next cycle processes"
+        f" {'them' if len(back) != 1 else 'it'} again",
+        style="bold",
+    )
+    missing = [key for key in wanted or () if key not in back]
+    for key in missing:
+        error(f"not a file given up on: {key}")
+    return EXIT_FAILED if missing else EXIT_OK
 
 
 def _detection_paths(settings: Settings, args: argparse.Namespace) -> list[Any]:

@@ -95,6 +95,15 @@ def locate(prefix: str) -> Position:
     return Position("region", org, account, region)
 
 
+_KEY_PLACE = re.compile(r"(?:^|/)(\d{12})/CloudTrail[^/]*/([a-z]{2}(?:-[a-z]+)+-\d+)/")
+
+
+def account_region_of(key: str) -> tuple[str | None, str | None]:
+    """The account and region a log file's key names, where it names them."""
+    match = _KEY_PLACE.search(key)
+    return (match.group(1), match.group(2)) if match else (None, None)
+
+
 def lookback_days(today: date, days: int) -> list[date]:
     """`days` day folders ending today (UTC): 2 gives yesterday and today."""
     return [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]

@@ -48,7 +48,7 @@ from umbrellabot.slack.client import api_url, bolt_logger
 from umbrellabot.slack.gate import MentionGate
 from umbrellabot.slack.recent import RecentSource
 from umbrellabot.slack.text import Message
-from umbrellabot.storage.ports import AlertOutbox, CycleLog
+from umbrellabot.storage.ports import AlertOutbox, CycleLog, FileLedger
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -88,6 +88,7 @@ class SlackBot:
         rules: Sequence[Rule],
         cycles: CycleLog | None = None,
         outbox: AlertOutbox | None = None,
+        files: FileLedger | None = None,
         recent: RecentSource | None = None,
         recent_label: str = "the alert history",
         status_extra: StatusExtra | None = None,
@@ -100,6 +101,7 @@ class SlackBot:
         self._locator = locator
         self._cycles = cycles
         self._outbox = outbox
+        self._files = files
         self._recent = recent
         self._recent_label = recent_label
         self._status_extra = status_extra
@@ -319,6 +321,8 @@ class SlackBot:
         cycles, outbox = self._cycles, self._outbox
         last_cycle = await asyncio.to_thread(cycles.last_cycle) if cycles else None
         depth = await asyncio.to_thread(outbox.outbox_depth) if outbox else None
+        ledger = self._files
+        abandoned = await asyncio.to_thread(ledger.abandoned_files) if ledger else []
         extra: Sequence[tuple[str, str]] = ()
         if self._status_extra is not None:
             extra = await self._status_extra()
@@ -328,6 +332,7 @@ class SlackBot:
             rules_enabled=sum(rule.enabled for rule in self.rules),
             last_cycle=last_cycle,
             outbox_depth=depth,
+            abandoned=[(state.key, state.reason or "") for state in abandoned],
             extra=extra,
         )
 

@@ -155,6 +155,7 @@ class StatusInfo:
     rules_enabled: int
     last_cycle: Mapping[str, Any] | None = None
     outbox_depth: int | None = None
+    abandoned: Sequence[tuple[str, str]] = ()  # (key, reason) of the files given up on
     extra: Sequence[tuple[str, str]] = ()  # (label, value) the daemon adds (engine, schedule…)
     now: float = field(default_factory=time.time)
 
@@ -223,8 +224,29 @@ def status_reply(info: StatusInfo) -> Message:
         general.insert(1, ("Alerts waiting for delivery", f"{info.outbox_depth:,}"))
     general.extend((escape(label), escape(value)) for label, value in info.extra[:7])
     blocks.append(fields_section(general))
+    if info.abandoned:
+        blocks.append(section(_abandoned_text(info.abandoned)))
+        summary += f"; {len(info.abandoned)} files given up on"
     text = f"umbrellabot {info.version}: {summary}; {info.rules_loaded} rules loaded"
     return Message(fallback(escape(text)), blocks)
+
+
+ABANDONED_SHOWN = 10
+
+
+def _abandoned_text(abandoned: Sequence[tuple[str, str]]) -> str:
+    lines = [
+        f":warning: *Given up on {len(abandoned):,} log file{'s' if len(abandoned) != 1 else ''}*"
+        " (their events are not enriched or alerted on; `umbrellabot retry KEY` or `--all`"
+        " when the cause is fixed):"
+    ]
+    lines += [
+        f"• {inline(key, 300)}: {truncate(escape(reason), 300)}"
+        for key, reason in abandoned[:ABANDONED_SHOWN]
+    ]
+    if len(abandoned) > ABANDONED_SHOWN:
+        lines.append(f"… and {len(abandoned) - ABANDONED_SHOWN:,} more")
+    return truncate("\n".join(lines), SECTION_TEXT_MAX)
 
 
 @dataclass(frozen=True)

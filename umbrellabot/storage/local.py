@@ -54,6 +54,9 @@ class LocalStore:
                 found.append(ObjectInfo(key, _etag(path), path.stat().st_size))
         return found
 
+    def location(self, key: str) -> str:
+        return str(self.source_root / key)
+
     async def list_folders(self, prefix: str) -> list[str]:
         self.requests["ListFolders"] += 1
         return await asyncio.to_thread(self._folders, prefix)

@@ -39,6 +39,9 @@ class ObjectStore(Protocol):
     async def download(self, key: str, target: Path) -> str | None: ...
     async def upload(self, source: Path, key: str) -> None: ...
     async def read(self, key: str) -> bytes: ...
+    def location(self, key: str) -> str:
+        """Where `key` is, for people: s3://bucket/key, or the file's path."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,15 @@ class FileLedger(Protocol):
         max_deaths: int = 3,
     ) -> FileState:
         """A failed attempt: `counts` (the file itself is bad) towards `max_attempts`, a worker
-        death towards `max_deaths`, anything else (S3 trouble) not at all."""
+        death towards `max_deaths`, anything else (S3 trouble) not at all. Giving up on a file
+        puts the `umbrellabot-file-abandoned` alert into the outbox, atomically."""
         ...
 
-    def abandoned_files(self) -> list[FileState]: ...
+    def abandoned_files(self, since: float = 0.0) -> list[FileState]: ...
+
+    def retry(self, keys: Sequence[str] | None = None) -> list[str]:
+        """Put abandoned files (`keys`, or all) back to be processed; returns those put back."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,9 @@ class S3Bucket:
         except (ClientError, BotoCoreError, aiohttp.ClientError) as err:
             raise _describe(err, _ACTIONS.get(operation, operation), self.bucket, where) from err
 
+    def location(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
     async def list_folders(self, prefix: str) -> list[str]:
         """The sub-folders (common prefixes) directly under `prefix`."""
         folders: list[str] = []

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
+from umbrellabot.model import own_alerts
 from umbrellabot.model.alerts import Alert
 from umbrellabot.storage.ports import FileState, IndexedEventRow
 from umbrellabot.storage.sqlite.database import Database
@@ -99,10 +100,38 @@ class SqliteFileLedger:
                 " next_retry_at=excluded.next_retry_at, updated_at=excluded.updated_at",
                 (key, etag, status, attempts, deaths, reason, next_retry, now),
             )
+            if abandoned:  # told like any alert, in the same transaction
+                insert_alerts(db, [own_alerts.file_abandoned(key, reason, now)], now)
         return FileState(key, etag, status, attempts, reason, next_retry, deaths)
 
-    def abandoned_files(self) -> list[FileState]:
+    def abandoned_files(self, since: float = 0.0) -> list[FileState]:
+        """The files given up on (since `since`, epoch s), by key."""
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM files WHERE status = 'abandoned' ORDER BY key"
+            f"SELECT {_COLUMNS} FROM files WHERE status = 'abandoned' AND updated_at >= ?"
+            " ORDER BY key",
+            (since,),
         )
         return [FileState(*row) for row in rows]
+
+    def retry(self, keys: Sequence[str] | None = None) -> list[str]:
+        """Give abandoned files (`keys`, or all of them) their attempts back: the next cycle
+        that lists them processes them again. Returns the keys put back."""
+        with self._db.transaction() as db:
+            if keys is None:
+                chosen = [
+                    r[0] for r in db.execute("SELECT key FROM files WHERE status = 'abandoned'")
+                ]
+            else:
+                chosen = [
+                    key
+                    for key in keys
+                    if db.execute(
+                        "SELECT 1 FROM files WHERE key = ? AND status = 'abandoned'", (key,)
+                    ).fetchone()
+                ]
+            db.executemany(
+                "UPDATE files SET status = 'failed', attempts = 0, deaths = 0,"
+                " next_retry_at = 0, updated_at = ? WHERE key = ?",
+                ((time.time(), key) for key in chosen),
+            )
+        return chosen

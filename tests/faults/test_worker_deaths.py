@@ -121,7 +121,7 @@ async def killer() -> AsyncIterator[Callable[[Running, Path], asyncio.Task[None]
     def start(daemon: Running, work: Path) -> asyncio.Task[None]:
         async def loop() -> None:
             while True:
-                if any(work.glob("*.in")):
+                if any(work.glob("*/*.in")):
                     for worker in workers_of(daemon):
                         kill(worker)
                 await asyncio.sleep(0.01)

@@ -26,3 +26,41 @@ def test_event_index_prunes_aged_files(tmp_path: Path) -> None:
     assert store.events.find_event("ev-1") is None
     assert store.events.find_event("ev-2") is not None
     store.close()
+
+
+def test_a_file_lease_is_one_owners_until_it_expires_or_is_released(tmp_path: Path) -> None:
+    state = SqliteState(tmp_path)
+    files = state.files
+    assert files.claim("k", "a", ttl_s=60)
+    assert not files.claim("k", "b", ttl_s=60)  # held by a
+    assert files.claim("k", "a", ttl_s=60)  # a renews
+    files.release("k", "b")  # not b's to release
+    assert not files.claim("k", "b", ttl_s=60)
+    files.release("k", "a")
+    assert files.claim("k", "b", ttl_s=-1)  # b's, already expired
+    assert files.claim("k", "a", ttl_s=60)  # so a takes it
+    assert files.lease_owners() == {"a"} and files.release_all("a") == 1
+    state.close()
+
+
+def test_outbox_rows_claimed_by_one_process_are_not_handed_to_another(tmp_path: Path) -> None:
+    from builders import create_user
+
+    from umbrellabot.enrich.enrichment import alert_for
+    from umbrellabot.model.records import Event
+    from umbrellabot.rules.rule import default_rules_path, load_rules
+
+    rules = load_rules([default_rules_path()], {"allowed_countries": ["US"]})
+    [rule] = [r for r in rules if r.id == "iam-user-created"]
+    state = SqliteState(tmp_path)
+    alerts = [alert_for(Event(create_user(f"e-{n}")), rule) for n in range(3)]
+    assert state.outbox.add_alerts(alerts) == 3
+    first = state.outbox.claim_pending("a", limit=2)
+    assert [p.alert.event_id for p in first] == ["e-0", "e-1"]
+    second = state.outbox.claim_pending("b")
+    assert [p.alert.event_id for p in second] == ["e-2"]  # a's two are not b's to deliver
+    state.outbox.mark_delivered([first[0].id])
+    state.outbox.release_claims("a")  # what a did not deliver goes back
+    assert [p.alert.event_id for p in state.outbox.claim_pending("b")] == ["e-1", "e-2"]
+    assert state.outbox.claim_owners() == {"b"}
+    state.close()

@@ -76,7 +76,7 @@ async def cycle(
     await asyncio.to_thread(svc.state.events.prune_events, cutoff)
     await _detect(svc, outcome)
     failures_before = svc.notifier.failures
-    outcome.delivered = await flush_outbox(svc.state.outbox, svc.notifier)
+    outcome.delivered = await flush_outbox(svc.state.outbox, svc.notifier, owner=svc.owner)
     slack_failures = svc.notifier.failures - failures_before
     if slack_failures:
         metrics.errors.labels(component="slack").inc(slack_failures)

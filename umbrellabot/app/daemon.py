@@ -209,7 +209,9 @@ class Daemon:
             except Exception:
                 log.debug("the last cycle ended with an error", exc_info=True)
         try:
-            await asyncio.wait_for(flush_outbox(svc.state.outbox, svc.notifier), budget * 0.2)
+            await asyncio.wait_for(
+                flush_outbox(svc.state.outbox, svc.notifier, owner=svc.owner), budget * 0.2
+            )
         except (TimeoutError, Exception) as err:
             log.warning(
                 "outbox not flushed at shutdown (%s); it is delivered next time", type(err).__name__

@@ -7,11 +7,13 @@ behind the same `storage.ports.Notifier`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from rich.console import Console
 
 from umbrellabot.app import render
+from umbrellabot.app.work_files import owner_gone, process_owner
 from umbrellabot.model.report import CycleReport
 from umbrellabot.storage.ports import AlertOutbox, Notifier, PendingAlert
 
@@ -35,15 +37,27 @@ class ConsoleNotifier:
 
 
 async def flush_outbox(
-    outbox: AlertOutbox, notifier: Notifier, batch: int = 500, now: float | None = None
+    outbox: AlertOutbox,
+    notifier: Notifier,
+    batch: int = 500,
+    now: float | None = None,
+    owner: str | None = None,
 ) -> int:
     """Deliver every pending alert (due at `now`, default the current time); returns how many
-    were delivered."""
+    were delivered. Each batch is claimed by `owner` first, so that two processes on one state
+    never deliver the same alert; what was not delivered is given back at the end."""
+    claimant = owner or process_owner()
+    for gone in await asyncio.to_thread(outbox.claim_owners):
+        if owner_gone(gone):  # killed while delivering: its alerts are ours now
+            await asyncio.to_thread(outbox.release_claims, gone)
     delivered = 0
-    while pending := outbox.pending_alerts(limit=batch, now=now):
-        done = await notifier.deliver(pending)
-        outbox.mark_delivered(done)
-        delivered += len(done)
-        if len(done) < len(pending):  # the notifier could not take more now
-            break
+    try:
+        while pending := await asyncio.to_thread(outbox.claim_pending, claimant, batch, now):
+            done = await notifier.deliver(pending)
+            await asyncio.to_thread(outbox.mark_delivered, done)
+            delivered += len(done)
+            if len(done) < len(pending):  # the notifier could not take more now
+                break
+    finally:
+        await asyncio.to_thread(outbox.release_claims, claimant)
     return delivered

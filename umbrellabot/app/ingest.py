@@ -15,12 +15,14 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from umbrellabot.app.work_files import owner_gone, private_work_dir, process_owner
 from umbrellabot.app.worker_pool import EnrichmentPool, WorkerDied
 from umbrellabot.config import Settings
 from umbrellabot.enrich import workers
@@ -34,6 +36,7 @@ from umbrellabot.storage.s3 import S3AccessError, S3TransientError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+LEASE_S = 300.0  # a file's lease; renewed every third of it while the file is worked on
 WORKER_DEATHS_MAX = 3  # a file that killed its worker (alone) this often is left alone
 DOWNLOAD_TRIES = 4
 DOWNLOAD_BACKOFF_S = 0.25
@@ -64,6 +67,7 @@ class Ingestor:
         geo: CountryLookup,
         output_for: Callable[[str], str] | None = None,
         all_days: bool = False,
+        owner: str | None = None,
     ) -> None:
         """`output_for` maps a log key to its enriched copy's key (default: the processed
         prefix + the key); `all_days` lists whole region folders instead of the lookback
@@ -84,7 +88,8 @@ class Ingestor:
             list(map(str, rule_paths)),
             settings.rule_variables(),
         )
-        self._work_dir = settings.state_dir / "work"
+        self.owner = owner or process_owner()
+        self._work_dir = private_work_dir(settings.state_dir, self.owner)
 
     def request_stop(self) -> None:
         """Take no new file; the ones in flight finish (their output is complete or absent)."""
@@ -93,6 +98,7 @@ class Ingestor:
     def close(self) -> None:
         self.pool.close()
         self._db.shutdown(wait=True)
+        shutil.rmtree(self._work_dir, ignore_errors=True)
 
     async def _in_db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -172,15 +178,17 @@ class Ingestor:
         )
         if on_planned:
             on_planned(len(todo))
-        shutil.rmtree(self._work_dir, ignore_errors=True)  # leftovers of a killed process
         self._work_dir.mkdir(parents=True, exist_ok=True)
+        await self._in_db(self._release_the_gone)
         queue = iter(enumerate(todo))  # shared by the lanes: a backlog costs no task per file
 
         async def lane() -> None:
             for number, item in queue:
                 if self._stopping:
                     return
-                await self._process(item, number, report)
+                async with self._lease(item) as mine:
+                    if mine:
+                        await self._process(item, number, report)
                 if on_file_done:
                     on_file_done()
 
@@ -190,6 +198,35 @@ class Ingestor:
                     group.create_task(lane())
         except BaseExceptionGroup as group:  # S3 refused us: one clear error, not a group
             raise _first_cause(group) from None
+
+    def _release_the_gone(self) -> None:
+        """The leases of processes of this host that were killed: their files at once."""
+        for owner in self.files.lease_owners():
+            if owner_gone(owner):
+                released = self.files.release_all(owner)
+                log.info("released %d file leases of %s, which is gone", released, owner)
+
+    @asynccontextmanager
+    async def _lease(self, item: ObjectInfo) -> AsyncIterator[bool]:
+        """Whether this process may work on `item` now: it holds the file's lease (renewed
+        while the file is worked on) and the file still needs work once the lease is held."""
+        if not await self._in_db(self.files.claim, item.key, self.owner, LEASE_S):
+            log.info("%s is being processed by another process", self.s3.location(item.key))
+            yield False
+            return
+        renewing = asyncio.create_task(self._renew(item.key))
+        try:
+            known = await self._in_db(self.files.file_states, [item.key])
+            yield needs_work(item, known.get(item.key), time.time())
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+            await self._in_db(self.files.release, item.key, self.owner)
+
+    async def _renew(self, key: str) -> None:
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            await self._in_db(self.files.claim, key, self.owner, LEASE_S)
 
     async def _process(self, item: ObjectInfo, number: int, report: CycleReport) -> None:
         settings = self.settings

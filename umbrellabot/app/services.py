@@ -38,6 +38,11 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
 
     @property
+    def owner(self) -> str:
+        """This process's name in file leases and outbox claims."""
+        return self.ingestor.owner
+
+    @property
     def where(self) -> str:
         bucket = self.settings.cloudtrail_bucket_name
         return f"s3://{bucket}" if bucket else f"folder {self.settings.cloudtrail_local_path}"

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DATABASE_NAME = "umbrellabot.sqlite3"
 
 _SCHEMA = """
@@ -50,9 +50,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered_at REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL DEFAULT 0,
-    last_error TEXT
+    last_error TEXT,
+    claimed_by TEXT,
+    claimed_until REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (delivered_at, next_attempt_at);
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cycles (
     id INTEGER PRIMARY KEY,
     started_at REAL NOT NULL,
@@ -79,6 +86,14 @@ CREATE TABLE IF NOT EXISTS slack_rollups (
 ) WITHOUT ROWID;
 """
 
+# (table, column, type) added since version 2: worker deaths apart (3), claims of outbox rows by
+# one process (4)
+_ADDED_COLUMNS = (
+    ("files", "deaths", "INTEGER NOT NULL DEFAULT 0"),
+    ("outbox", "claimed_by", "TEXT"),
+    ("outbox", "claimed_until", "REAL"),
+)
+
 
 class Database:
     """The connection, serialized across threads; `transaction()` for several statements."""
@@ -95,9 +110,9 @@ class Database:
         if version == 1:  # the index had another shape; lookups fall back to the engine
             self.executescript("DROP INDEX IF EXISTS events_by_time; DROP TABLE events;")
         self.executescript(_SCHEMA)
-        columns = {row[1] for row in self.execute("PRAGMA table_info(files)")}
-        if "deaths" not in columns:  # version 2: worker deaths were not counted apart
-            self.execute("ALTER TABLE files ADD COLUMN deaths INTEGER NOT NULL DEFAULT 0")
+        for table, column, kind in _ADDED_COLUMNS:  # what older versions lack
+            if column not in {row[1] for row in self.execute(f"PRAGMA table_info({table})")}:
+                self.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         self.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:

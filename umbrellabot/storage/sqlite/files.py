@@ -104,6 +104,31 @@ class SqliteFileLedger:
                 insert_alerts(db, [own_alerts.file_abandoned(key, reason, now)], now)
         return FileState(key, etag, status, attempts, reason, next_retry, deaths)
 
+    def claim(self, key: str, owner: str, ttl_s: float) -> bool:
+        """Take (or renew) the lease on `key` for `ttl_s` seconds; False while another owner
+        holds an unexpired one."""
+        now = time.time()
+        with self._db.transaction() as db:
+            changed = db.execute(
+                "INSERT INTO leases (key, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (key)"
+                " DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at"
+                " WHERE leases.owner = excluded.owner OR leases.expires_at < ?",
+                (key, owner, now + ttl_s, now),
+            ).rowcount
+        return changed == 1
+
+    def release(self, key: str, owner: str) -> None:
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))
+
+    def lease_owners(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT DISTINCT owner FROM leases")}
+
+    def release_all(self, owner: str) -> int:
+        """Every lease of `owner` (a process known to be gone); returns how many."""
+        with self._db.transaction() as db:
+            return db.execute("DELETE FROM leases WHERE owner = ?", (owner,)).rowcount
+
     def abandoned_files(self, since: float = 0.0) -> list[FileState]:
         """The files given up on (since `since`, epoch s), by key."""
         rows = self._db.execute(

@@ -49,18 +49,55 @@ class SqliteOutbox:
         )
         return [PendingAlert(row[0], alert_from_json(row[1]), row[2]) for row in rows]
 
+    def claim_pending(
+        self, owner: str, limit: int = 1000, now: float | None = None, ttl_s: float = 600.0
+    ) -> list[PendingAlert]:
+        """Like `pending_alerts`, but each row is claimed by `owner` for `ttl_s` seconds: a
+        second process on the same state never takes it for delivery meanwhile."""
+        moment = time.time() if now is None else now
+        with self._db.transaction() as db:
+            rows = db.execute(
+                "SELECT id, payload, attempts FROM outbox WHERE delivered_at IS NULL"
+                " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?"
+                " OR claimed_by = ?) ORDER BY severity DESC, id LIMIT ?",
+                (moment, time.time(), owner, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
+                ((owner, time.time() + ttl_s, row[0]) for row in rows),
+            )
+        return [PendingAlert(row[0], alert_from_json(row[1]), row[2]) for row in rows]
+
     def mark_delivered(self, alert_ids: Sequence[int]) -> None:
         now = time.time()
         with self._db.transaction() as db:
             db.executemany(
-                "UPDATE outbox SET delivered_at = ? WHERE id = ?", ((now, i) for i in alert_ids)
+                "UPDATE outbox SET delivered_at = ?, claimed_by = NULL, claimed_until = NULL"
+                " WHERE id = ?",
+                ((now, i) for i in alert_ids),
+            )
+
+    def claim_owners(self) -> set[str]:
+        rows = self._db.execute(
+            "SELECT DISTINCT claimed_by FROM outbox WHERE claimed_by IS NOT NULL"
+            " AND delivered_at IS NULL"
+        )
+        return {row[0] for row in rows}
+
+    def release_claims(self, owner: str) -> None:
+        """Give back what `owner` claimed and did not deliver (the next round takes it)."""
+        with self._db.transaction() as db:
+            db.execute(
+                "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?"
+                " AND delivered_at IS NULL",
+                (owner,),
             )
 
     def mark_delivery_failed(self, alert_id: int, error: str, retry_at: float) -> None:
         with self._db.transaction() as db:
             db.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
-                " WHERE id = ?",
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
+                " claimed_by = NULL, claimed_until = NULL WHERE id = ?",
                 (error, retry_at, alert_id),
             )
 

@@ -52,7 +52,9 @@ class SqliteRollups:
                 ),
             )
             db.executemany(
-                "UPDATE outbox SET delivered_at = ? WHERE id = ?", ((now, i) for i in delivered)
+                "UPDATE outbox SET delivered_at = ?, claimed_by = NULL, claimed_until = NULL"
+                " WHERE id = ?",
+                ((now, i) for i in delivered),
             )
 
     def prune_rollups(self, older_than: float) -> int:

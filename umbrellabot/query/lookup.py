@@ -84,4 +84,4 @@ class EventLocator:
             data = await self._read(location)
         except FileNotFoundError:
             return None
-        return record_in(data, event_id)
+        return await asyncio.to_thread(record_in, data, event_id)  # gunzip: not on the loop

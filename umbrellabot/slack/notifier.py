@@ -44,7 +44,13 @@ from umbrellabot.slack.alert_messages import (
     rollup_replies,
 )
 from umbrellabot.slack.client import CONTENT_ERRORS, describe_error
-from umbrellabot.slack.rollup import event_span, extend_window, plan_rollups
+from umbrellabot.slack.rollup import (
+    RollupKey,
+    event_span,
+    extend_window,
+    plan_rollups,
+    rollup_key,
+)
 from umbrellabot.slack.text import Message
 from umbrellabot.storage.ports import AlertOutbox, PendingAlert, RollupStore, RollupWindow
 
@@ -136,7 +142,7 @@ class SlackNotifier:
 
     async def deliver(self, alerts: Sequence[PendingAlert]) -> list[int]:
         now = self._clock()
-        self._rollups.prune_rollups(now - self._window_s - 86_400)
+        await asyncio.to_thread(self._rollups.prune_rollups, now - self._window_s - 86_400)
         handled: list[int] = []
         by_channel: dict[str, list[PendingAlert]] = {}
         for pending in alerts:
@@ -165,12 +171,10 @@ class SlackNotifier:
     ) -> list[int]:
         delivered: list[int] = []
         failed: set[int] = set()
+        known = await asyncio.to_thread(self._windows, channel, items, now)
         plan = plan_rollups(
             items,
-            lambda key: (
-                self._rollups.rollup_window(channel, key[0], key[1], now - self._window_s)
-                or RollupWindow(channel, key[0], key[1], now)
-            ),
+            lambda key: known.get(key) or RollupWindow(channel, key[0], key[1], now),
             self._threshold,
         )
         windows = plan.windows
@@ -180,7 +184,7 @@ class SlackNotifier:
                     window = windows[key]
                     window.alerts += 1
                     extend_window(window, [pending.alert])
-                    self._rollups.save_rollup(window, [pending.id])
+                    await asyncio.to_thread(self._rollups.save_rollup, window, [pending.id])
                     delivered.append(pending.id)
             for key, group in plan.rolled.items():
                 await self._deliver_rolled(channel, windows[key], group, delivered, failed)
@@ -195,8 +199,19 @@ class SlackNotifier:
                 len(left),
             )
             for pending in left:
-                self._fail(pending, stop.reason, stop.retry_after)
+                await self._fail(pending, stop.reason, stop.retry_after)
         return delivered
+
+    def _windows(
+        self, channel: str, items: Sequence[PendingAlert], now: float
+    ) -> dict[RollupKey, RollupWindow]:
+        """The current roll-up window of each (rule, principal) among `items` (in a thread)."""
+        found = {}
+        for key in {rollup_key(pending.alert) for pending in items}:
+            window = self._rollups.rollup_window(channel, key[0], key[1], now - self._window_s)
+            if window is not None:
+                found[key] = window
+        return found
 
     async def _post_alert(self, channel: str, pending: PendingAlert, failed: set[int]) -> bool:
         message = alert_message(pending.alert)
@@ -207,7 +222,7 @@ class SlackNotifier:
             try:
                 await self._post(channel, Message(message.text, []))
             except _Refused as again:
-                self._fail(pending, str(again), None)
+                await self._fail(pending, str(again), None)
                 failed.add(pending.id)
                 return False
         return True
@@ -231,11 +246,11 @@ class SlackNotifier:
                 )
             except _Refused as refused:
                 for pending in group:
-                    self._fail(pending, str(refused), None)
+                    await self._fail(pending, str(refused), None)
                     failed.add(pending.id)
                 return
             window.parent_channel, window.parent_ts = parent_channel, ts
-            self._rollups.save_rollup(window)
+            await asyncio.to_thread(self._rollups.save_rollup, window)
             shown = planned
         offset = 0
         for reply in rollup_replies([p.alert for p in group], window.alerts + 1):
@@ -247,7 +262,7 @@ class SlackNotifier:
                 )
             except _Refused as refused:
                 for pending in chunk:
-                    self._fail(pending, str(refused), None)
+                    await self._fail(pending, str(refused), None)
                     failed.add(pending.id)
                 continue
             except _Stop:
@@ -256,7 +271,7 @@ class SlackNotifier:
                 raise
             window.alerts += len(chunk)
             extend_window(window, [p.alert for p in chunk])
-            self._rollups.save_rollup(window, [p.id for p in chunk])
+            await asyncio.to_thread(self._rollups.save_rollup, window, [p.id for p in chunk])
             delivered.extend(p.id for p in chunk)
         if shown != window.alerts:
             await self._update_parent(window, sample)
@@ -325,11 +340,12 @@ class SlackNotifier:
         self.posts += 1
         return str(response.get("channel") or channel), str(response.get("ts"))
 
-    def _fail(self, pending: PendingAlert, reason: str, retry_after: float | None) -> None:
+    async def _fail(self, pending: PendingAlert, reason: str, retry_after: float | None) -> None:
         delay = min(self._retry_base_s * 2 ** max(pending.attempts, 0), self._retry_max_s)
         if retry_after is not None:
             delay = max(delay, retry_after)
-        self._outbox.mark_delivery_failed(pending.id, reason, self._clock() + delay)
+        retry_at = self._clock() + delay
+        await asyncio.to_thread(self._outbox.mark_delivery_failed, pending.id, reason, retry_at)
 
     # the optional cycle summary
 

@@ -478,3 +478,42 @@ async def test_a_second_signal_exits_at_once(
     assert daemon.messages(strict=False)[-1] == "second SIGTERM: exiting now"
     assert done_files(state) == 1  # the file in flight was not finished
     assert await group_gone(daemon)  # the worker did not outlive it
+
+
+async def test_a_burst_of_alerts_does_not_hold_the_next_files_back(
+    fake: FakeSlack,
+    aws_env: dict[str, str],
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+    launch: Callable[..., Running],
+) -> None:
+    """Delivery is its own task: 40 alerts paced at 4 a second take 10 s to post, and the file
+    that arrives meanwhile is enriched (and counted) while they are still going out."""
+    state = tmp_path / "state"
+    env = slack_env(
+        aws_env,
+        fake,
+        bucket,
+        state,
+        SLACK_POST_INTERVAL_S="0.25",
+        SLACK_ROLLUP_THRESHOLD="1000",
+        DETECTIONS_ENABLED="false",
+    )
+    burst = [new_create_user() for _ in range(40)]
+    await put_log(s3, bucket, "burst", [created for _, created in burst])
+    daemon = launch(env, "run")
+    await daemon.wait_until(lambda: len(fake.messages_in(ALERTS)) >= 1, STARTUP_S, "posting")
+    later_id, later = new_create_user()
+    await put_log(s3, bucket, "later", [record(), later])
+    done = "SELECT count(*) FROM files WHERE status = 'done'"
+    await daemon.wait_until(lambda: state_count(state, done) == 2, 15, "the later file done")
+    assert len(fake.messages_in(ALERTS)) < 40  # the burst is still going out meanwhile
+    metrics = await http_get(daemon.url("/metrics"))
+    assert metrics is not None
+    assert metric_samples(metrics[1])[("umbrellabot_files_processed_total", ())] == 2
+    await daemon.wait_until(lambda: bool(alerts_about(fake, later_id)), 30, "the later alert")
+    await daemon.wait_until(lambda: len(fake.messages_in(ALERTS)) == 41, 30, "every alert")
+    assert all(len(alerts_about(fake, event_id)) == 1 for event_id, _ in burst)
+    code, _ = await daemon.stop()
+    assert code == 0, daemon.stderr()

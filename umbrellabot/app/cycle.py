@@ -10,10 +10,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 
 from rich.console import Console
 
 from umbrellabot.app.delivery import flush_outbox
+from umbrellabot.app.health import Metrics
+from umbrellabot.app.ingest import FileDone
 from umbrellabot.app.services import Services, services
 from umbrellabot.config import Settings
 from umbrellabot.model.report import CycleReport
@@ -57,14 +60,19 @@ async def cycle(
     days: Sequence[date] | None = None,
     on_planned: Callable[[int], None] | None = None,
     on_file_done: Callable[[], None] | None = None,
+    *,
+    deliver: bool = True,
 ) -> CycleOutcome:
-    """One ingest cycle, then the detections, then delivery of the outbox."""
+    """One ingest cycle, then the detections, then (`deliver`) delivery of the outbox; the
+    daemon delivers from its own task instead. Counters move as each file is committed."""
     started = time.monotonic()
     metrics = svc.metrics
     faults_before = Counter(svc.store.faults)
     breaks_before = svc.ingestor.pool.breaks
     try:
-        report = await svc.ingestor.run_cycle(days, on_planned, on_file_done)
+        report = await svc.ingestor.run_cycle(
+            days, on_planned, on_file_done, on_enriched=partial(_count_file, metrics)
+        )
     except BaseException:
         metrics.cycles.labels(outcome="failed").inc()
         _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=False)
@@ -75,26 +83,31 @@ async def cycle(
     cutoff = time.time() - svc.settings.index_retention_days * 86400
     await asyncio.to_thread(svc.state.events.prune_events, cutoff)
     await _detect(svc, outcome)
-    failures_before = svc.notifier.failures
-    outcome.delivered = await flush_outbox(svc.state.outbox, svc.notifier, owner=svc.owner)
-    slack_failures = svc.notifier.failures - failures_before
-    if slack_failures:
-        metrics.errors.labels(component="slack").inc(slack_failures)
+    if deliver:
+        failures_before = svc.notifier.failures
+        outcome.delivered = await flush_outbox(svc.state.outbox, svc.notifier, owner=svc.owner)
+        slack_failures = svc.notifier.failures - failures_before
+        if slack_failures:
+            metrics.errors.labels(component="slack").inc(slack_failures)
+        metrics.delivered.inc(outcome.delivered)
     if svc.settings.slack_cycle_summary and report.files:
         await svc.notifier.post_cycle_summary(report)
     metrics.cycles.labels(outcome="succeeded").inc()
-    metrics.files.inc(report.files)
-    metrics.records.inc(report.records)
     metrics.file_failures.inc(len(report.failed) + len(report.abandoned))
     metrics.files_abandoned.inc(len(report.abandoned))
-    for severity, count in report.by_severity.items():
-        metrics.alerts.labels(severity=severity.label).inc(count)
-    metrics.new_alerts.inc(report.new_alerts + outcome.detection_alerts)
-    metrics.delivered.inc(outcome.delivered)
+    metrics.new_alerts.inc(outcome.detection_alerts)
     metrics.cycle_seconds.observe(time.monotonic() - started)
     metrics.outbox_depth.set(await asyncio.to_thread(svc.state.outbox.outbox_depth))
     metrics.last_success.set(time.time())
     return outcome
+
+
+def _count_file(metrics: Metrics, done: FileDone) -> None:
+    metrics.files.inc()
+    metrics.records.inc(done.records)
+    metrics.new_alerts.inc(done.new_alerts)
+    for severity, count in done.by_severity.items():
+        metrics.alerts.labels(severity=severity.label).inc(count)
 
 
 def _report_faults(svc: Services, faults: Counter[str], *, warn: bool) -> None:

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from umbrellabot.app import schedule, wiring
 from umbrellabot.app.cycle import cycle
-from umbrellabot.app.delivery import flush_outbox
+from umbrellabot.app.delivery import DeliveryLoop
 from umbrellabot.app.health import Readiness, health_app, start_health_server
 from umbrellabot.app.services import Services, services
 from umbrellabot.config import Settings
@@ -48,6 +48,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self._signals = 0
         self._cycle: asyncio.Task[Any] | None = None
+        self._delivery: DeliveryLoop | None = None
 
     def _on_signal(self, number: int) -> None:
         self._signals += 1
@@ -61,7 +62,7 @@ class Daemon:
     async def _job(self, svc: Services, readiness: Readiness) -> None:
         self._cycle = asyncio.current_task()
         try:
-            outcome = await cycle(svc)
+            outcome = await cycle(svc, deliver=False)  # the delivery task delivers
         except (S3AccessError, S3TransientError, QueryError, UsageError) as err:
             # AWS refusing or not answering: one line naming the operation, no traceback
             readiness.last_error = str(err)
@@ -77,15 +78,16 @@ class Daemon:
             readiness.last_success_at, readiness.last_error = time.time(), None
             report = outcome.report
             log.info(
-                "cycle done: %d files, %d records, %d new alerts, %d delivered, %d failed",
+                "cycle done: %d files, %d records, %d new alerts, %d failed",
                 report.files,
                 report.records,
                 report.new_alerts + outcome.detection_alerts,
-                outcome.delivered,
                 len(report.failed) + len(report.abandoned),
             )
         finally:
             self._cycle = None
+            if self._delivery is not None:
+                self._delivery.wake()
             await self._refresh_abandoned(svc, readiness)
 
     async def _refresh_abandoned(self, svc: Services, readiness: Readiness) -> None:
@@ -119,6 +121,10 @@ class Daemon:
                 stack.push_async_callback(server.cleanup)
             if settings.slack_bot_token and settings.slack_app_token:
                 await self._start_bot(svc, readiness, stack)
+            self._delivery = DeliveryLoop(
+                svc.state.outbox, svc.notifier, svc.metrics, owner=svc.owner
+            )
+            delivering = asyncio.create_task(self._delivery.run())
             # Everything wired so far lives as long as the process: out of the collector's
             # sight, full collections no longer pause the loop for tens of milliseconds.
             gc.freeze()
@@ -142,7 +148,7 @@ class Daemon:
             await self.stopping.wait()
             # pause, not shutdown: APScheduler's shutdown cancels the running cycle at once
             scheduler.pause()
-            await self._finish(svc)
+            await self._finish(svc, delivering)
             scheduler.shutdown(wait=False)
         log.info("umbrellabot stopped")
         return 0
@@ -190,7 +196,7 @@ class Daemon:
 
         stack.push_async_callback(stop)
 
-    async def _finish(self, svc: Services) -> None:
+    async def _finish(self, svc: Services, delivering: asyncio.Task[None]) -> None:
         """Stop taking files, let the ones in flight end within the budget, deliver what can
         be delivered; whatever is cut short is complete or absent and is done next time."""
         budget = self.settings.shutdown_timeout_s
@@ -208,11 +214,14 @@ class Daemon:
                 _kill_workers()  # the file they enrich is abandoned; closing would wait for it
             except Exception:
                 log.debug("the last cycle ended with an error", exc_info=True)
+        assert self._delivery is not None
+        await self._delivery.stop()
         try:
-            await asyncio.wait_for(
-                flush_outbox(svc.state.outbox, svc.notifier, owner=svc.owner), budget * 0.2
-            )
+            # the round under way finishes, then one more for what the last files added
+            await asyncio.wait_for(asyncio.shield(delivering), budget * 0.1)
+            await asyncio.wait_for(self._delivery.round(), budget * 0.2)
         except (TimeoutError, Exception) as err:
+            delivering.cancel()
             log.warning(
                 "outbox not flushed at shutdown (%s); it is delivered next time", type(err).__name__
             )

@@ -8,14 +8,19 @@ behind the same `storage.ports.Notifier`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Sequence
 
 from rich.console import Console
 
 from umbrellabot.app import render
+from umbrellabot.app.health import Metrics
 from umbrellabot.app.work_files import owner_gone, process_owner
 from umbrellabot.model.report import CycleReport
 from umbrellabot.storage.ports import AlertOutbox, Notifier, PendingAlert
+
+log = logging.getLogger(__name__)
 
 
 class ConsoleNotifier:
@@ -61,3 +66,64 @@ async def flush_outbox(
     finally:
         await asyncio.to_thread(outbox.release_claims, claimant)
     return delivered
+
+
+class DeliveryLoop:
+    """Delivery as its own task beside ingest, fed by the outbox: alerts go out as their files
+    commit, however slowly Slack takes them (about one post a second a channel), and a cycle
+    never waits for Slack. One round at a time in this process."""
+
+    def __init__(
+        self,
+        outbox: AlertOutbox,
+        notifier: Notifier,
+        metrics: Metrics,
+        *,
+        owner: str,
+        interval_s: float = 1.0,
+    ) -> None:
+        self._outbox = outbox
+        self._notifier = notifier
+        self._metrics = metrics
+        self._owner = owner
+        self._interval_s = interval_s
+        self._wake = asyncio.Event()
+        self._round = asyncio.Lock()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Deliver now rather than at the next tick (a cycle ended, detections fired)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+            self._wake.clear()
+            if not self._stopping:
+                await self.round()
+
+    async def stop(self) -> None:
+        """No new round; the one under way finishes (see `round` for the last one)."""
+        self._stopping = True
+        self._wake.set()
+
+    async def round(self) -> int:
+        """One delivery of what is pending; returns how many were delivered."""
+        async with self._round:
+            failures_before = self._notifier.failures
+            try:
+                delivered = await flush_outbox(self._outbox, self._notifier, owner=self._owner)
+            except Exception:  # a bug there must not end delivery for good
+                log.exception("delivering the outbox failed")
+                self._metrics.errors.labels(component="delivery").inc()
+                return 0
+            failures = self._notifier.failures - failures_before
+            if failures:
+                self._metrics.errors.labels(component="slack").inc(failures)
+            self._metrics.delivered.inc(delivered)
+            depth = await asyncio.to_thread(self._outbox.outbox_depth)
+            self._metrics.outbox_depth.set(depth)
+            if delivered:
+                log.info("delivered %d alerts (%d waiting)", delivered, depth)
+            return delivered

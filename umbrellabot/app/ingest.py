@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
@@ -30,6 +31,7 @@ from umbrellabot.enrich.geoip import CountryLookup
 from umbrellabot.enrich.reader import LogFormatError
 from umbrellabot.model.layout import lookback_days, output_key
 from umbrellabot.model.report import CycleReport
+from umbrellabot.model.severity import Severity
 from umbrellabot.storage.discovery import discover, list_log_files
 from umbrellabot.storage.ports import CycleLog, FileLedger, FileState, ObjectInfo, ObjectStore
 from umbrellabot.storage.s3 import S3AccessError, S3TransientError
@@ -40,6 +42,15 @@ LEASE_S = 300.0  # a file's lease; renewed every third of it while the file is w
 WORKER_DEATHS_MAX = 3  # a file that killed its worker (alone) this often is left alone
 DOWNLOAD_TRIES = 4
 DOWNLOAD_BACKOFF_S = 0.25
+
+
+@dataclass(frozen=True)
+class FileDone:
+    """One file committed: what the counters count as it happens."""
+
+    records: int
+    new_alerts: int
+    by_severity: Counter[Severity]
 
 
 def needs_work(item: ObjectInfo, known: FileState | None, now: float) -> bool:
@@ -80,6 +91,7 @@ class Ingestor:
         self.output_for = output_for or partial(output_key, settings.cloudtrail_processed_prefix)
         self.all_days = all_days
         self._stopping = False
+        self._on_enriched: Callable[[FileDone], None] | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
         self.pool = EnrichmentPool(
             settings.enrich_workers
@@ -109,6 +121,7 @@ class Ingestor:
         days: Sequence[date] | None = None,
         on_planned: Callable[[int], None] | None = None,
         on_file_done: Callable[[], None] | None = None,
+        on_enriched: Callable[[FileDone], None] | None = None,
     ) -> CycleReport:
         """One pass over the day folders (default: the lookback window). Raises
         s3.S3AccessError or layout.LayoutError when the cycle cannot run at all."""
@@ -117,6 +130,7 @@ class Ingestor:
         faults_before = Counter(self.s3.faults)
         cycle_id = await self._in_db(self.cycles.start_cycle)
         try:
+            self._on_enriched = on_enriched
             await self._cycle(report, days, on_planned, on_file_done)
         except BaseException as err:
             await self._in_db(
@@ -275,6 +289,8 @@ class Ingestor:
             report.files += 1
             report.records += result.records
             report.by_severity.update(result.by_severity)
+            if self._on_enriched is not None:
+                self._on_enriched(FileDone(result.records, added, result.by_severity))
         finally:
             source.unlink(missing_ok=True)
             target.unlink(missing_ok=True)

@@ -109,3 +109,14 @@ def test_bad_setting_exits_2_with_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert lines[0].startswith("umbrellabot: invalid setting ALLOWED_COUNTRIES")
     assert "Traceback" not in done.stderr
+
+
+def test_state_retention_days_keeps_its_old_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("STATE_RETENTION_DAYS", raising=False)
+    monkeypatch.setenv("INDEX_RETENTION_DAYS", "30")
+    assert load_settings().state_retention_days == 30
+    monkeypatch.setenv("STATE_RETENTION_DAYS", "10")  # the new name wins
+    assert load_settings().state_retention_days == 10

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from umbrellabot.model.severity import Severity
@@ -41,6 +41,7 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         validate_default=True,
+        populate_by_name=True,
     )
 
     cloudtrail_bucket_name: str | None = Field(
@@ -166,8 +167,12 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(
         30.0, gt=0, le=300, description="Longest wait for running work on SIGTERM before exit."
     )
-    index_retention_days: int = Field(
-        90, ge=1, description="Days the eventID index keeps an event (older: the query engine)."
+    state_retention_days: int = Field(
+        90,
+        ge=1,
+        validation_alias=AliasChoices("state_retention_days", "index_retention_days"),
+        description="Days the state keeps files, indexed events, alerts and cycles (older: the"
+        " query engine); INDEX_RETENTION_DAYS is its old name.",
     )
 
     @field_validator("rules_path", "detections_path", mode="before")

@@ -64,3 +64,37 @@ def test_outbox_rows_claimed_by_one_process_are_not_handed_to_another(tmp_path: 
     assert [p.alert.event_id for p in state.outbox.claim_pending("b")] == ["e-1", "e-2"]
     assert state.outbox.claim_owners() == {"b"}
     state.close()
+
+
+def test_retention_prunes_every_table_however_old_the_rows(tmp_path: Path) -> None:
+    import time as clock
+
+    from builders import create_user
+
+    from umbrellabot.enrich.enrichment import alert_for
+    from umbrellabot.model.records import Event
+    from umbrellabot.rules.rule import default_rules_path, load_rules
+
+    rules = load_rules([default_rules_path()], {"allowed_countries": ["US"]})
+    [rule] = [r for r in rules if r.id == "iam-user-created"]
+    state = SqliteState(tmp_path)
+    long_ago, now = clock.time() - 400 * 86400, clock.time()
+    for key, event_id in (("old", "ev-old"), ("new", "ev-new")):
+        alert = alert_for(Event(create_user(event_id)), rule)
+        state.files.record_done(key, "e", f"processed/{key}", 1, [(event_id, None, None)], [alert])
+        state.cycles.finish_cycle(state.cycles.start_cycle(), files=1)
+    state.files.claim("leased", "gone", ttl_s=-1)  # an expired lease
+    db = state.database
+    db.execute("UPDATE files SET updated_at = ? WHERE key = 'old'", (long_ago,))
+    db.execute("UPDATE outbox SET created_at = ? WHERE event_id = 'ev-old'", (long_ago,))
+    db.execute("UPDATE cycles SET started_at = ? WHERE id = 1", (long_ago,))
+    cutoff = now - 90 * 86400  # far more than a week before the entries' age: pruned anyway
+    assert state.events.prune_events(cutoff) == 1
+    assert state.files.prune_files(cutoff) == 1
+    assert state.outbox.prune_outbox(cutoff) == 1
+    assert state.cycles.prune_cycles(cutoff) == 1
+    assert state.events.find_event("ev-old") is None and state.events.find_event("ev-new")
+    assert set(state.files.file_states([""])) == {"new"}
+    assert [p.alert.event_id for p in state.outbox.pending_alerts()] == ["ev-new"]
+    assert state.files.lease_owners() == set()
+    state.close()

@@ -22,6 +22,7 @@ from umbrellabot.config import Settings
 from umbrellabot.model.report import CycleReport
 from umbrellabot.query.detection_runs import DetectionRunError, alerts_for, run_detections
 from umbrellabot.query.detections import DetectionResult
+from umbrellabot.storage.ports import StateBackend
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,7 @@ async def cycle(
     _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=True)
     metrics.worker_restarts.inc(svc.ingestor.pool.breaks - breaks_before)
     outcome = CycleOutcome(report)
-    cutoff = time.time() - svc.settings.index_retention_days * 86400
-    await asyncio.to_thread(svc.state.events.prune_events, cutoff)
+    await asyncio.to_thread(_prune, svc.state, svc.settings.state_retention_days)
     await _detect(svc, outcome)
     if deliver:
         failures_before = svc.notifier.failures
@@ -100,6 +100,15 @@ async def cycle(
     metrics.outbox_depth.set(await asyncio.to_thread(svc.state.outbox.outbox_depth))
     metrics.last_success.set(time.time())
     return outcome
+
+
+def _prune(state: StateBackend, retention_days: int) -> None:
+    """STATE_RETENTION_DAYS: everything in the state older than that goes, however old."""
+    cutoff = time.time() - retention_days * 86400
+    state.events.prune_events(cutoff)
+    state.files.prune_files(cutoff)
+    state.outbox.prune_outbox(cutoff)
+    state.cycles.prune_cycles(cutoff)
 
 
 def _count_file(metrics: Metrics, done: FileDone) -> None:

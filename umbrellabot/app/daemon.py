@@ -92,7 +92,7 @@ class Daemon:
 
     async def _refresh_abandoned(self, svc: Services, readiness: Readiness) -> None:
         """The files given up on within STATE_RETENTION_DAYS, for /readyz."""
-        since = time.time() - self.settings.index_retention_days * 86400
+        since = time.time() - self.settings.state_retention_days * 86400
         try:
             files = await asyncio.to_thread(svc.state.files.abandoned_files, since)
         except Exception:  # the state is busy or gone: keep what was known

@@ -28,6 +28,10 @@ class SqliteCycleLog:
                 (time.time(), *values, cycle_id),
             )
 
+    def prune_cycles(self, older_than: float) -> int:
+        with self._db.transaction() as db:
+            return db.execute("DELETE FROM cycles WHERE started_at < ?", (older_than,)).rowcount
+
     def last_cycle(self) -> dict[str, Any] | None:
         cursor = self._db.execute("SELECT * FROM cycles ORDER BY id DESC LIMIT 1")
         row = cursor.fetchone()

@@ -7,7 +7,7 @@ from __future__ import annotations
 from umbrellabot.storage.ports import IndexedEvent
 from umbrellabot.storage.sqlite.database import Database
 
-PRUNE_SPAN_S = 7 * 86400
+PRUNE_BATCH = 20_000  # rows deleted per transaction: other statements get their turn
 
 
 class SqliteEventIndex:
@@ -23,12 +23,16 @@ class SqliteEventIndex:
         return IndexedEvent(*row) if row and row[1] else None
 
     def prune_events(self, older_than: float) -> int:
-        """Forget the index entries of files processed in the week before `older_than` (epoch
-        seconds): pruning each cycle, only the files that just aged out are looked at. Older
-        events are found through the query engine."""
-        with self._db.transaction() as db:
-            return db.execute(
-                "DELETE FROM events WHERE file_id IN (SELECT rowid FROM files WHERE"
-                " updated_at < ? AND updated_at >= ?)",
-                (older_than, older_than - PRUNE_SPAN_S),
-            ).rowcount
+        """Forget the index entries of files processed before `older_than` (epoch s), however
+        long ago; older events are found through the query engine."""
+        pruned = 0
+        while True:
+            with self._db.transaction() as db:
+                count = db.execute(
+                    "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e"
+                    " JOIN files f ON f.rowid = e.file_id WHERE f.updated_at < ? LIMIT ?)",
+                    (older_than, PRUNE_BATCH),
+                ).rowcount
+            pruned += count
+            if count < PRUNE_BATCH:
+                return pruned

@@ -121,6 +121,22 @@ class SqliteFileLedger:
         with self._db.transaction() as db:
             db.execute("DELETE FROM leases WHERE key = ? AND owner = ?", (key, owner))
 
+    def prune_files(self, older_than: float) -> int:
+        """Forget files done or given up on before `older_than` (their index entries first),
+        and expired leases. A file still listed after that (a backfill of old days) is simply
+        processed again."""
+        with self._db.transaction() as db:
+            db.execute(
+                "DELETE FROM events WHERE file_id IN (SELECT rowid FROM files WHERE"
+                " updated_at < ? AND status != 'failed')",
+                (older_than,),
+            )
+            pruned = db.execute(
+                "DELETE FROM files WHERE updated_at < ? AND status != 'failed'", (older_than,)
+            ).rowcount
+            db.execute("DELETE FROM leases WHERE expires_at < ?", (time.time(),))
+        return pruned
+
     def lease_owners(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT DISTINCT owner FROM leases")}
 

@@ -77,6 +77,12 @@ class SqliteOutbox:
                 ((now, i) for i in alert_ids),
             )
 
+    def prune_outbox(self, older_than: float) -> int:
+        """Forget alerts created before `older_than`, delivered or not (an alert that could
+        not be delivered in that long is past telling)."""
+        with self._db.transaction() as db:
+            return db.execute("DELETE FROM outbox WHERE created_at < ?", (older_than,)).rowcount
+
     def claim_owners(self) -> set[str]:
         rows = self._db.execute(
             "SELECT DISTINCT claimed_by FROM outbox WHERE claimed_by IS NOT NULL"

@@ -18,7 +18,10 @@ PLACEHOLDERS = {
     "ATHENA_WORKGROUP": "primary",
     "ATHENA_DATABASE": "default",
     "ATHENA_TABLE": "cloudtrail_enriched",
+    "TRAIL_PREFIX": "AWSLogs/",
+    "KMS_KEY_ARN": "arn:aws:kms:us-east-1:999988887777:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 }
+KEY = PLACEHOLDERS["KMS_KEY_ARN"]
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
 LOG = f"{BUCKET_ARN}/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/x.json.gz"
 PROCESSED = f"{BUCKET_ARN}/processed/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/x.json.gz"
@@ -43,8 +46,12 @@ ATHENA_READS = [
 # What each API operation the code calls needs: (action, resource) pairs.
 NEEDS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("s3", "list_objects_v2"): [("s3:ListBucket", BUCKET_ARN)],
-    ("s3", "get_object"): [("s3:GetObject", LOG), ("s3:GetObject", PROCESSED)],
-    ("s3", "put_object"): [("s3:PutObject", PROCESSED)],
+    ("s3", "get_object"): [
+        ("s3:GetObject", LOG),
+        ("s3:GetObject", PROCESSED),
+        ("kms:Decrypt", KEY),  # an SSE-KMS trail (Control Tower's always)
+    ],
+    ("s3", "put_object"): [("s3:PutObject", PROCESSED), ("kms:GenerateDataKey", KEY)],
     ("athena", "start_query_execution"): [
         ("athena:StartQueryExecution", WORKGROUP),
         *ATHENA_READS,
@@ -73,9 +80,9 @@ def called_operations() -> set[tuple[str, str]]:
     return found
 
 
-def policy() -> dict[str, Any]:
+def policy(**values: str) -> dict[str, Any]:
     text = (REPO_ROOT / "config" / "iam-policy.json").read_text()
-    for placeholder, value in PLACEHOLDERS.items():
+    for placeholder, value in {**PLACEHOLDERS, **values}.items():
         text = text.replace(placeholder, value)
     loaded: dict[str, Any] = json.loads(text)
     return loaded
@@ -85,8 +92,8 @@ def as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else value
 
 
-def allowed(action: str, resource: str) -> bool:
-    for statement in policy()["Statement"]:
+def allowed(action: str, resource: str, **values: str) -> bool:
+    for statement in policy(**values)["Statement"]:
         assert statement["Effect"] == "Allow"
         if any(fnmatch.fnmatchcase(action, a) for a in as_list(statement["Action"])) and any(
             fnmatch.fnmatchcase(resource, r) for r in as_list(statement["Resource"])
@@ -124,3 +131,27 @@ def test_least_privilege() -> None:
     assert not allowed(
         "athena:StartQueryExecution", f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/other"
     )
+
+
+def test_kms_is_allowed_only_through_s3_of_the_region() -> None:
+    [kms] = [s for s in policy()["Statement"] if s["Action"][0].startswith("kms:")]
+    assert kms["Resource"] == KEY
+    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}}
+    assert not allowed("kms:Decrypt", "arn:aws:kms:us-east-1:999988887777:key/another")
+
+
+def test_control_tower_and_custom_prefixes_read_only_the_trail() -> None:
+    tower = "o-abcdefghij/AWSLogs/"
+    inside = f"{BUCKET_ARN}/{tower}o-abcdefghij/111122223333/CloudTrail/us-east-1/x.json.gz"
+    assert allowed("s3:GetObject", inside, TRAIL_PREFIX=tower)
+    assert not allowed("s3:GetObject", f"{BUCKET_ARN}/AWSLogs/111122223333/x", TRAIL_PREFIX=tower)
+    custom = "audit/trail/AWSLogs/"
+    assert allowed("s3:GetObject", f"{BUCKET_ARN}/{custom}1/CloudTrail/x", TRAIL_PREFIX=custom)
+
+
+def test_a_table_outside_the_default_database_may_still_read_default() -> None:
+    """Athena asks glue:GetDatabase on `default` too, whatever database the table is in."""
+    default = f"arn:aws:glue:{REGION}:{ACCOUNT}:database/default"
+    assert allowed("glue:GetDatabase", default, ATHENA_DATABASE="security")
+    own = f"arn:aws:glue:{REGION}:{ACCOUNT}:database/security"
+    assert allowed("glue:CreateTable", own, ATHENA_DATABASE="security")

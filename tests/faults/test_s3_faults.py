@@ -6,6 +6,7 @@ delivered once, nothing abandoned, and the faults visible in the metrics without
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
@@ -162,3 +163,29 @@ def test_an_s3_outage_is_one_line_and_exit_3(aws_env: dict[str, str], tmp_path: 
     [line] = done.stderr.splitlines()
     assert line.startswith("umbrellabot: s3:ListBucket prefix ''") and "Traceback" not in line
     assert "EndpointConnectionError" in line
+
+
+async def test_a_kms_refusal_is_one_sentence_naming_the_key_and_exit_3(
+    aws_env: dict[str, str], s3: Any, bucket: str, moto_endpoint: str, tmp_path: Path
+) -> None:
+    """moto enforces no KMS: the proxy answers GetObject with S3's own KMS AccessDenied."""
+    put_files(s3, bucket)
+    proxy = await started(moto_endpoint, seed=SEED, rates={"GetObject": {"kms": 1.0}})
+    try:
+        env = clean_env(
+            **{
+                **aws_env,
+                "AWS_ENDPOINT_URL": proxy.url,
+                "CLOUDTRAIL_BUCKET_NAME": bucket,
+                "STATE_DIR": str(tmp_path / "state"),
+                "DETECTIONS_ENABLED": "false",
+            }
+        )
+        done = await asyncio.to_thread(run_cli, env, "run", "--once", cwd=tmp_path)
+    finally:
+        await proxy.stop()
+    assert done.returncode == 3, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.startswith("umbrellabot: KMS refused kms:Decrypt on arn:aws:kms:us-east-1:")
+    assert ":key/1234abcd-12ab-34cd-56ef-1234567890ab for s3:GetObject" in line
+    assert "key policy" in line and "Traceback" not in done.stderr

@@ -8,6 +8,7 @@ one sentence naming the bucket, the prefix and the action that was refused.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,6 +61,8 @@ def _describe(err: Exception, action: str, bucket: str, where: str) -> Exception
         message = str(error.get("Message", "")).rstrip(".")
         if code == "NoSuchBucket":
             return S3AccessError(f"bucket {bucket!r} does not exist (CLOUDTRAIL_BUCKET_NAME)")
+        if code in ("AccessDenied", "KMS.AccessDeniedException") and "kms:" in message:
+            return S3AccessError(_kms_refusal(message, action, bucket, where))
         if code in FATAL_CODES:
             return S3AccessError(
                 f"S3 refused {action} on bucket {bucket!r}, {where}: {code}"
@@ -73,6 +76,22 @@ def _describe(err: Exception, action: str, bucket: str, where: str) -> Exception
 THROTTLE_CODES = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "RequestThrottled"}
 )
+
+
+_KMS_KEY = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)/[A-Za-z0-9/_-]+")
+_KMS_ACTION = re.compile(r"kms:[A-Za-z]+")
+
+
+def _kms_refusal(message: str, action: str, bucket: str, where: str) -> str:
+    """S3 refused because KMS refused: the sentence names the key and the KMS action."""
+    key = _KMS_KEY.search(message)
+    kms_action = _KMS_ACTION.search(message)
+    return (
+        f"KMS refused {kms_action.group(0) if kms_action else 'the use of the key'} on"
+        f" {key.group(0) if key else 'the bucket key'} for {action} on bucket {bucket!r}, {where}."
+        " Allow it in the key policy and in the KMS statement of config/iam-policy.json"
+        " (README: SSE-KMS trails)"
+    )
 
 
 def fault_kind(response: Any, caught_exception: Exception | None) -> str | None:

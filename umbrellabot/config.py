@@ -110,6 +110,13 @@ class Settings(BaseSettings):
     lookback_days: int = Field(
         2, ge=1, le=31, description="Day folders listed each cycle: 2 is yesterday and today (UTC)."
     )
+    max_catchup_days: int = Field(
+        14,
+        ge=1,
+        le=366,
+        description="After a downtime, day folders listed back to the last listing, at most this"
+        " many (older: the log names the backfill to run).",
+    )
     s3_concurrency: int = Field(8, ge=1, le=64, description="Files downloaded/uploaded at once.")
     s3_max_attempts: int = Field(
         8, ge=1, le=20, description="Attempts per S3 request (botocore adaptive retries)."

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 
 from rich.console import Console
@@ -21,7 +21,7 @@ from umbrellabot.app.services import Services, services
 from umbrellabot.config import Settings
 from umbrellabot.model.report import CycleReport
 from umbrellabot.query.detection_runs import DetectionRunError, alerts_for, run_detections
-from umbrellabot.query.detections import DetectionResult
+from umbrellabot.query.detections import LATE_EVENTS, DetectionResult
 from umbrellabot.storage.ports import StateBackend
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,22 @@ class CycleOutcome:
     delivered: int = 0
 
 
-async def _detect(svc: Services, outcome: CycleOutcome) -> None:
+def missed_windows(previous_success: float | None, now: float, max_days: int) -> timedelta:
+    """How far back the detections evaluate their windows: events arrive up to an hour late,
+    and after a downtime every window since the last cycle that went through (at most
+    MAX_CATCHUP_DAYS)."""
+    if previous_success is None:
+        return LATE_EVENTS
+    missed = timedelta(seconds=max(now - previous_success, 0)) + LATE_EVENTS
+    return min(max(missed, LATE_EVENTS), timedelta(days=max_days))
+
+
+async def _detect(svc: Services, outcome: CycleOutcome, previous_success: float | None) -> None:
     if not svc.detections or svc.engine is None:
         return
+    late = missed_windows(previous_success, time.time(), svc.settings.max_catchup_days)
     try:
-        results = await run_detections(svc.engine, svc.detections)
+        results = await run_detections(svc.engine, svc.detections, late_events=late)
     except DetectionRunError as err:
         results, outcome.detection_failures = err.results, err.failures
         for detection_id, reason in err.failures.items():
@@ -70,6 +81,7 @@ async def cycle(
     metrics = svc.metrics
     faults_before = Counter(svc.store.faults)
     breaks_before = svc.ingestor.pool.breaks
+    previous_success = await asyncio.to_thread(svc.state.cycles.last_success_at)
     try:
         report = await svc.ingestor.run_cycle(
             days, on_planned, on_file_done, on_enriched=partial(_count_file, metrics)
@@ -82,7 +94,7 @@ async def cycle(
     metrics.worker_restarts.inc(svc.ingestor.pool.breaks - breaks_before)
     outcome = CycleOutcome(report)
     await asyncio.to_thread(_prune, svc.state, svc.settings.state_retention_days)
-    await _detect(svc, outcome)
+    await _detect(svc, outcome, previous_success)
     if deliver:
         failures_before = svc.notifier.failures
         outcome.delivered = await flush_outbox(svc.state.outbox, svc.notifier, owner=svc.owner)

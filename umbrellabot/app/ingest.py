@@ -23,13 +23,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from umbrellabot.app.catch_up import catch_up_prefixes
 from umbrellabot.app.work_files import owner_gone, private_work_dir, process_owner
 from umbrellabot.app.worker_pool import EnrichmentPool, WorkerDied
 from umbrellabot.config import Settings
 from umbrellabot.enrich import workers
 from umbrellabot.enrich.geoip import CountryLookup
 from umbrellabot.enrich.reader import LogFormatError
-from umbrellabot.model.layout import lookback_days, output_key
+from umbrellabot.model.layout import output_key
 from umbrellabot.model.report import CycleReport
 from umbrellabot.model.severity import Severity
 from umbrellabot.storage.discovery import discover, list_log_files
@@ -166,15 +167,21 @@ class Ingestor:
                 "no CloudTrail logs found under %s",
                 self.s3.location(settings.cloudtrail_initial_prefix),
             )
+        today = datetime.now(UTC).date()
+        catching_up = days is None and not self.all_days
         if self.all_days and days is None:
             prefixes = [region.prefix for region in found.regions]
+        elif days is not None:
+            prefixes = [region.day_prefix(day) for region in found.regions for day in days]
         else:
-            window = (
-                list(days)
-                if days is not None
-                else lookback_days(datetime.now(UTC).date(), settings.lookback_days)
+            prefixes = await self._in_db(
+                catch_up_prefixes,
+                self.files,
+                found.regions,
+                today,
+                lookback=settings.lookback_days,
+                max_catch_up=settings.max_catchup_days,
             )
-            prefixes = [region.day_prefix(day) for region in found.regions for day in window]
         listed = await list_log_files(self.s3, prefixes)
         report.listed = len(listed)
         known = await self._in_db(self.files.file_states, prefixes)
@@ -212,6 +219,9 @@ class Ingestor:
                     group.create_task(lane())
         except BaseExceptionGroup as group:  # S3 refused us: one clear error, not a group
             raise _first_cause(group) from None
+        if catching_up and not self._stopping:  # every file of those days done or waiting
+            folders = [region.prefix for region in found.regions]
+            await self._in_db(self.files.mark_listed, folders, today)
 
     def _release_the_gone(self) -> None:
         """The leases of processes of this host that were killed: their files at once."""

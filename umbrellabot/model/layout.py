@@ -109,6 +109,21 @@ def lookback_days(today: date, days: int) -> list[date]:
     return [today - timedelta(days=offset) for offset in range(days - 1, -1, -1)]
 
 
+def catch_up_days(
+    today: date, lookback: int, max_catch_up: int, listed_through: date | None
+) -> tuple[list[date], date | None]:
+    """The day folders one region folder needs listed: the lookback window, and every day since
+    it was last listed through (that day again: files may have come after), at most
+    `max_catch_up` days back. The second value is the first day left out, when the gap is
+    longer than that (what a backfill must cover), else None."""
+    window = lookback_days(today, lookback)
+    if listed_through is None or listed_through >= window[0]:
+        return window, None
+    earliest = today - timedelta(days=max(max_catch_up, lookback) - 1)
+    first = max(listed_through, earliest)
+    return days_between(first, today), (listed_through if listed_through < earliest else None)
+
+
 def days_between(since: date, until: date) -> list[date]:
     if until < since:
         raise LayoutError(f"--until {until} is before --since {since}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -90,6 +91,15 @@ class FileLedger(Protocol):
         """A failed attempt: `counts` (the file itself is bad) towards `max_attempts`, a worker
         death towards `max_deaths`, anything else (S3 trouble) not at all. Giving up on a file
         puts the `umbrellabot-file-abandoned` alert into the outbox, atomically."""
+        ...
+
+    def listed_through(self, prefixes: Sequence[str]) -> dict[str, date]:
+        """The day each region folder was last listed and processed through."""
+        ...
+
+    def mark_listed(self, prefixes: Sequence[str], through: date) -> None: ...
+    def waiting_folders(self) -> list[str]:
+        """The day folders of failed files that wait for a retry."""
         ...
 
     def claim(self, key: str, owner: str, ttl_s: float) -> bool:
@@ -189,6 +199,10 @@ class CycleLog(Protocol):
     def start_cycle(self) -> int: ...
     def finish_cycle(self, cycle_id: int, **counts: Any) -> None: ...
     def last_cycle(self) -> dict[str, Any] | None: ...
+    def last_success_at(self) -> float | None:
+        """When the last cycle that ended without an error ended."""
+        ...
+
     def prune_cycles(self, older_than: float) -> int: ...
 
 

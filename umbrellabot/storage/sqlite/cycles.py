@@ -32,6 +32,12 @@ class SqliteCycleLog:
         with self._db.transaction() as db:
             return db.execute("DELETE FROM cycles WHERE started_at < ?", (older_than,)).rowcount
 
+    def last_success_at(self) -> float | None:
+        row = self._db.execute(
+            "SELECT max(finished_at) FROM cycles WHERE finished_at IS NOT NULL AND error IS NULL"
+        ).fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def last_cycle(self) -> dict[str, Any] | None:
         cursor = self._db.execute("SELECT * FROM cycles ORDER BY id DESC LIMIT 1")
         row = cursor.fetchone()

@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     claimed_until REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (delivered_at, next_attempt_at);
+CREATE TABLE IF NOT EXISTS listings (
+    prefix TEXT PRIMARY KEY,  -- a region folder
+    through TEXT NOT NULL     -- YYYY-MM-DD: listed and processed through this day
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS leases (
     key TEXT PRIMARY KEY,
     owner TEXT NOT NULL,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from datetime import date
 
 from umbrellabot.model import own_alerts
 from umbrellabot.model.alerts import Alert
@@ -103,6 +104,31 @@ class SqliteFileLedger:
             if abandoned:  # told like any alert, in the same transaction
                 insert_alerts(db, [own_alerts.file_abandoned(key, reason, now)], now)
         return FileState(key, etag, status, attempts, reason, next_retry, deaths)
+
+    def listed_through(self, prefixes: Sequence[str]) -> dict[str, date]:
+        """The day each region folder was last listed and processed through."""
+        found = {}
+        for prefix in prefixes:
+            row = self._db.execute(
+                "SELECT through FROM listings WHERE prefix = ?", (prefix,)
+            ).fetchone()
+            if row:
+                found[prefix] = date.fromisoformat(row[0])
+        return found
+
+    def mark_listed(self, prefixes: Sequence[str], through: date) -> None:
+        with self._db.transaction() as db:
+            db.executemany(
+                "INSERT INTO listings (prefix, through) VALUES (?, ?) ON CONFLICT (prefix)"
+                " DO UPDATE SET through = max(listings.through, excluded.through)",
+                ((prefix, through.isoformat()) for prefix in prefixes),
+            )
+
+    def waiting_folders(self) -> list[str]:
+        """The day folders of files that failed and wait for a retry (listed whatever their
+        age, so that a retry is never left behind by the listing window)."""
+        rows = self._db.execute("SELECT key FROM files WHERE status = 'failed'")
+        return sorted({row[0].rsplit("/", 1)[0] + "/" for row in rows if "/" in row[0]})
 
     def claim(self, key: str, owner: str, ttl_s: float) -> bool:
         """Take (or renew) the lease on `key` for `ttl_s` seconds; False while another owner

@@ -2,10 +2,12 @@
 
 Web API (`/api/<method>`): auth.test, apps.connections.open, chat.postMessage, chat.update,
 files.getUploadURLExternal, the upload URL itself and files.completeUploadExternal, plus
-conversations.info. Socket Mode (`/link`): `hello` on connect, `events_api` envelopes pushed by
-the test and the client's acks, ping/pong (aiohttp answers pings; the fake can ping too), and a
-`disconnect` message. Failure modes for tests: an outage (HTTP 503 for every Web API call),
-HTTP 429 with Retry-After for the next N calls, and an invalid token.
+conversations.info, .list, .history and .replies (message metadata kept as posted, returned
+with include_all_metadata). Socket Mode (`/link`): `hello` on connect, `events_api` envelopes
+pushed by the test and the client's acks, ping/pong (aiohttp answers pings; the fake can ping
+too), and a `disconnect` message. Failure modes for tests: an outage (HTTP 503 for every Web
+API call), HTTP 429 with Retry-After for the next N calls, posts accepted whose answer is lost
+(HTTP 500 after the message is kept), and an invalid token.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Posted:
     blocks: list[dict[str, Any]] | None
     thread_ts: str | None
     updates: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
 
 
 class FakeSlack:
@@ -56,6 +59,7 @@ class FakeSlack:
         self.acks: dict[str, dict[str, Any]] = {}
         self.outage = False
         self.rate_limited_calls = 0  # the next N Web API calls get HTTP 429
+        self.accepted_then_lost = 0  # the next N posts are kept, but answered HTTP 500
         self.retry_after_s = 1
         self.connections = 0
         self.pongs: list[bytes] = []  # PONG payloads the client sent (answers to ping_client)
@@ -71,6 +75,7 @@ class FakeSlack:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # slack_sdk reads some with GET
         app.router.add_get("/link", self._socket)
         app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app)
@@ -116,6 +121,9 @@ class FakeSlack:
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         result: dict[str, Any] = handler(data)
+        if method == "chat.postMessage" and self.accepted_then_lost > 0:
+            self.accepted_then_lost -= 1  # Slack took it; the answer never arrives
+            return web.Response(status=500, text="Internal Server Error")
         return web.json_response(result)
 
     @staticmethod
@@ -156,9 +164,15 @@ class FakeSlack:
     def _m_chat_postMessage(self, data: dict[str, Any]) -> dict[str, Any]:
         ts = f"{int(time.time())}.{next(self._ts):06d}"
         channel = str(data.get("channel", ""))
+        metadata = data.get("metadata")
         self.posted.append(
             Posted(
-                channel, ts, str(data.get("text", "")), data.get("blocks"), data.get("thread_ts")
+                channel,
+                ts,
+                str(data.get("text", "")),
+                data.get("blocks"),
+                data.get("thread_ts"),
+                metadata=metadata if isinstance(metadata, dict) else None,
             )
         )
         return {
@@ -176,6 +190,42 @@ class FakeSlack:
                 message.blocks = data.get("blocks", message.blocks)
                 return {"ok": True, "channel": message.channel, "ts": message.ts}
         return {"ok": False, "error": "message_not_found"}
+
+    def _message(self, posted: Posted, with_metadata: bool) -> dict[str, Any]:
+        found: dict[str, Any] = {"type": "message", "ts": posted.ts, "text": posted.text}
+        found.update(bot_id=BOT_ID, user=BOT_USER)
+        if posted.thread_ts:
+            found["thread_ts"] = posted.thread_ts
+        if with_metadata and posted.metadata:
+            found["metadata"] = posted.metadata
+        return found
+
+    def _m_conversations_list(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The channels posted to so far (a name posted to is its own ID here)."""
+        channels = dict.fromkeys(m.channel for m in self.posted)
+        found = [{"id": channel, "name": channel.lstrip("#")} for channel in channels]
+        return {"ok": True, "channels": found, "response_metadata": {"next_cursor": ""}}
+
+    def _m_conversations_history(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first (metadata with include_all_metadata)."""
+        oldest = float(data.get("oldest") or 0)
+        full = str(data.get("include_all_metadata", "")).lower() in ("1", "true")
+        found = [
+            self._message(m, full)
+            for m in reversed(self.posted)
+            if m.channel == data.get("channel") and not m.thread_ts and float(m.ts) >= oldest
+        ]
+        return {"ok": True, "messages": found[: int(data.get("limit") or 100)], "has_more": False}
+
+    def _m_conversations_replies(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The thread of `ts`: its parent first, then the replies, oldest first."""
+        full = str(data.get("include_all_metadata", "")).lower() in ("1", "true")
+        thread = [
+            self._message(m, full)
+            for m in self.posted
+            if m.channel == data.get("channel") and data.get("ts") in (m.ts, m.thread_ts)
+        ]
+        return {"ok": True, "messages": thread, "has_more": False}
 
     def _m_conversations_info(self, data: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": {"id": data.get("channel"), "name": "alerts"}}

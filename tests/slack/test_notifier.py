@@ -544,3 +544,63 @@ async def test_an_api_url_without_its_trailing_slash_still_reaches_slack(
     record(state, [make_alert("ev-slash")])
     assert await flush_outbox(state.outbox, notifier(without, state)) == 1
     assert [c.method for c in fake.calls] == ["chat.postMessage"]
+
+
+async def test_a_post_slack_accepted_but_whose_answer_was_lost_is_not_posted_again(
+    fake: FakeSlack, state: SqliteState
+) -> None:
+    """The answer to the post is a 500 although Slack kept the message: before posting again,
+    the notifier finds its own post by its metadata."""
+    record(state, [make_alert("ev-lost-answer")])
+    fake.accepted_then_lost = 1
+    assert await flush_outbox(state.outbox, notifier(settings_for(fake), state)) == 1
+    assert len(fake.posted) == 1 and fake.posted[0].metadata is not None
+    assert fake.posted[0].metadata["event_type"] == "umbrellabot_alert"
+    assert any(call.method == "conversations.history" for call in fake.calls)
+    assert state.outbox.outbox_depth() == 0
+
+
+async def test_an_alert_failed_in_an_earlier_round_is_looked_for_before_posting(
+    fake: FakeSlack, state: SqliteState
+) -> None:
+    """Slack kept the post but every answer was lost: the round fails, the alert waits; the
+    next round finds it posted and marks it delivered without a second post."""
+    record(state, [make_alert("ev-every-answer-lost")])
+    fake.accepted_then_lost = 3  # the post and both retries' posts (were any made)
+    slack = notifier(settings_for(fake), state, server_error_retries=0)
+    assert await flush_outbox(state.outbox, slack) == 0
+    assert len(fake.posted) == 1  # kept by Slack, though the notifier could not know
+    fake.accepted_then_lost = 0
+    assert await flush_outbox(state.outbox, slack, now=FUTURE) == 1
+    assert len(fake.posted) == 1 and state.outbox.outbox_depth() == 0
+
+
+async def test_a_rolled_up_reply_whose_answer_was_lost_is_not_posted_again(
+    fake: FakeSlack, state: SqliteState
+) -> None:
+    record(state, [make_alert(f"ev-{i:03d}") for i in range(8)])  # 5 alone, a parent, a reply
+    fake.accepted_then_lost = 0
+    slack = notifier(settings_for(fake), state)
+    losing = LoseAnswerTo(fake, lambda data: bool(data.get("thread_ts")))
+    assert await flush_outbox(state.outbox, slack) == 8
+    assert losing.lost == 1
+    replies = [m for m in fake.posted if m.thread_ts]
+    assert len(replies) == 1  # the thread reply, once
+    assert any(call.method == "conversations.replies" for call in fake.calls)
+
+
+class LoseAnswerTo:
+    """Lose the answer to the first post that `matches` (Slack keeps the message)."""
+
+    def __init__(self, fake: FakeSlack, matches: Any) -> None:
+        self.lost = 0
+        original = fake._m_chat_postMessage
+
+        def post(data: dict[str, Any]) -> dict[str, Any]:
+            result = original(data)
+            if matches(data) and not self.lost:
+                self.lost += 1
+                fake.accepted_then_lost += 1
+            return result
+
+        fake._m_chat_postMessage = post  # type: ignore[method-assign]

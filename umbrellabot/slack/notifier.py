@@ -31,7 +31,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
-from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.errors import SlackClientError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from umbrellabot.model.alerts import Alert
@@ -43,7 +44,14 @@ from umbrellabot.slack.alert_messages import (
     rollup_message,
     rollup_replies,
 )
-from umbrellabot.slack.client import CONTENT_ERRORS, describe_error
+from umbrellabot.slack.client import describe_error
+from umbrellabot.slack.posting import (
+    IdempotentPoster,
+    PostRefused,
+    PostStopped,
+    alert_ref,
+    parent_ref,
+)
 from umbrellabot.slack.rollup import (
     RollupKey,
     event_span,
@@ -58,19 +66,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
-
-
-class _Stop(Exception):
-    """Posting to this channel cannot go on in this round (outage, 5xx, auth, channel...)."""
-
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.retry_after = retry_after
-
-
-class _Refused(Exception):
-    """Slack refused this one message for its content."""
 
 
 class _Pacer:
@@ -117,6 +112,7 @@ class SlackNotifier:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.client = client
+        self._poster = IdempotentPoster(client, **_post_retries(client), sleep=sleep, clock=clock)
         self._outbox = outbox
         self._rollups = rollups
         self.channel = channel
@@ -188,7 +184,7 @@ class SlackNotifier:
                     delivered.append(pending.id)
             for key, group in plan.rolled.items():
                 await self._deliver_rolled(channel, windows[key], group, delivered, failed)
-        except _Stop as stop:
+        except PostStopped as stop:
             self.failures += 1
             done = set(delivered) | failed
             left = [p for p in items if p.id not in done]
@@ -215,13 +211,14 @@ class SlackNotifier:
 
     async def _post_alert(self, channel: str, pending: PendingAlert, failed: set[int]) -> bool:
         message = alert_message(pending.alert)
+        refs, recheck = [alert_ref(pending.alert)], pending.attempts > 0
         try:
-            await self._post(channel, message)
-        except _Refused as refused:
+            await self._post(channel, message, refs=refs, recheck=recheck)
+        except PostRefused as refused:
             log.warning("Slack refused alert %d (%s); sending it as text", pending.id, refused)
             try:
-                await self._post(channel, Message(message.text, []))
-            except _Refused as again:
+                await self._post(channel, Message(message.text, []), refs=refs)
+            except PostRefused as again:
                 await self._fail(pending, str(again), None)
                 failed.add(pending.id)
                 return False
@@ -242,9 +239,14 @@ class SlackNotifier:
             first, last = event_span(window, [p.alert for p in group])
             try:
                 parent_channel, ts = await self._post(
-                    channel, self._parent(sample, planned, first, last)
+                    channel,
+                    self._parent(sample, planned, first, last),
+                    refs=[
+                        parent_ref(channel, window.rule_id, window.principal, window.window_start)
+                    ],
+                    recheck=any(p.attempts for p in group),
                 )
-            except _Refused as refused:
+            except PostRefused as refused:
                 for pending in group:
                     await self._fail(pending, str(refused), None)
                     failed.add(pending.id)
@@ -258,14 +260,19 @@ class SlackNotifier:
             offset += reply.alerts
             try:
                 await self._post(
-                    channel, reply.message, thread_ts=window.parent_ts, to=window.parent_channel
+                    channel,
+                    reply.message,
+                    thread_ts=window.parent_ts,
+                    to=window.parent_channel,
+                    refs=[alert_ref(p.alert) for p in chunk],
+                    recheck=any(p.attempts for p in chunk),
                 )
-            except _Refused as refused:
+            except PostRefused as refused:
                 for pending in chunk:
                     await self._fail(pending, str(refused), None)
                     failed.add(pending.id)
                 continue
-            except _Stop:
+            except PostStopped:
                 if shown != window.alerts:  # some replies went out: show them in the count
                     await self._update_parent(window, sample)
                 raise
@@ -312,33 +319,21 @@ class SlackNotifier:
         message: Message,
         thread_ts: str | None = None,
         to: str | None = None,
+        *,
+        refs: Sequence[str] = (),
+        recheck: bool = False,
     ) -> tuple[str, str]:
         """chat.postMessage to `to` (default `channel`), paced per `channel` (the configured
-        name or ID); returns (channel ID, ts)."""
+        name or ID), telling the alerts `refs` once (posting.py); returns (channel ID, ts)."""
         await self._pacer.wait(channel)
         try:
-            response = await self.client.chat_postMessage(
-                channel=to or channel,
-                text=message.text,
-                blocks=message.blocks or None,
-                thread_ts=thread_ts,
-                unfurl_links=False,
-                unfurl_media=False,
-                link_names=False,
+            posted = await self._poster.post(
+                to or channel, message, refs=refs, thread_ts=thread_ts, recheck=recheck
             )
-        except SlackApiError as err:
-            reason, retry_after = describe_error(err)
-            data = getattr(err.response, "data", None)
-            error = data.get("error") if isinstance(data, dict) else None
-            if getattr(err.response, "status_code", None) == 200 and error in CONTENT_ERRORS:
-                raise _Refused(reason) from None
-            raise _Stop(reason, retry_after) from None
-        except (SlackClientError, aiohttp.ClientError, TimeoutError, OSError) as err:
-            raise _Stop(describe_error(err)[0]) from None
         finally:
             self._pacer.done(channel)
         self.posts += 1
-        return str(response.get("channel") or channel), str(response.get("ts"))
+        return posted
 
     async def _fail(self, pending: PendingAlert, reason: str, retry_after: float | None) -> None:
         delay = min(self._retry_base_s * 2 ** max(pending.attempts, 0), self._retry_max_s)
@@ -367,7 +362,7 @@ class SlackNotifier:
         )
         try:
             await self._post(self.channel, message)
-        except (_Stop, _Refused) as err:
+        except (PostStopped, PostRefused) as err:
             log.warning("cycle summary not posted: %s", err)
             return False
         return True
@@ -381,3 +376,13 @@ class SlackNotifier:
             failed=len(report.failed) + len(report.abandoned),
             by_severity=report.by_severity,
         )
+
+
+def _post_retries(client: AsyncWebClient) -> dict[str, Any]:
+    """The client's own 5xx retries (count, backoff), which posting does itself, idempotently."""
+    for handler in client.retry_handlers:
+        if isinstance(handler, AsyncServerErrorRetryHandler):
+            calculator = handler.interval_calculator
+            backoff = getattr(calculator, "backoff_factor", 0.5)
+            return {"retries": handler.max_retry_count, "backoff_s": float(backoff)}
+    return {}

@@ -47,6 +47,22 @@ class Settings(BaseSettings):
     cloudtrail_bucket_name: str | None = Field(
         None, description="S3 bucket CloudTrail delivers to; empty: watch a local folder."
     )
+    aws_role_arn: str | None = Field(
+        None,
+        description="A role to read the trail's bucket as (a log-archive account); unset: the"
+        " default credentials read it.",
+    )
+    aws_role_external_id: str | None = Field(
+        None, description="The external ID the role's trust policy asks for, if any."
+    )
+    processed_bucket_name: str | None = Field(
+        None,
+        description="Bucket of the enriched copies (the default credentials write it); unset:"
+        " the trail's bucket.",
+    )
+    athena_results_bucket: str | None = Field(
+        None, description="Bucket of Athena's query results; unset: the trail's bucket."
+    )
     cloudtrail_initial_prefix: str = Field(
         "", description="Where CloudTrail files start in the bucket (AWSLogs/, an org id, ...)."
     )
@@ -251,6 +267,19 @@ class Settings(BaseSettings):
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", value):
             raise ValueError("expected letters, digits, '_' or '-' only")
         return value
+
+    @field_validator("aws_role_arn")
+    @classmethod
+    def _check_role(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", value.strip()):
+            raise ValueError("expected a role ARN such as arn:aws:iam::111122223333:role/name")
+        return value.strip()
+
+    def processed_bucket(self) -> str | None:
+        """Where the enriched copies go: PROCESSED_BUCKET_NAME, else the trail's bucket."""
+        return self.processed_bucket_name or self.cloudtrail_bucket_name
 
     def uses_athena(self) -> bool:
         if self.query_engine == "auto":

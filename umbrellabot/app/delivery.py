@@ -11,14 +11,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from umbrellabot.app import render
-from umbrellabot.app.health import Metrics
 from umbrellabot.app.work_files import owner_gone, process_owner
 from umbrellabot.model.report import CycleReport
 from umbrellabot.storage.ports import AlertOutbox, Notifier, PendingAlert
+
+if TYPE_CHECKING:  # the health server (aiohttp, prometheus) loads only with the daemon
+    from umbrellabot.app.health import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -75,6 +75,7 @@ class Ingestor:
         files: FileLedger,
         cycles: CycleLog,
         store: ObjectStore,
+        sink: ObjectStore | None = None,
         rule_paths: Sequence[Path],
         geo: CountryLookup,
         output_for: Callable[[str], str] | None = None,
@@ -88,6 +89,7 @@ class Ingestor:
         self.files = files
         self.cycles = cycles
         self.s3 = store
+        self.sink = sink or store  # where the enriched copies go (PROCESSED_BUCKET_NAME)
         self.geo = geo
         self.output_for = output_for or partial(output_key, settings.cloudtrail_processed_prefix)
         self.all_days = all_days
@@ -271,7 +273,7 @@ class Ingestor:
                 countries,
             )
             destination = self.output_for(item.key)
-            await self.s3.upload(target, destination)
+            await self.sink.upload(target, destination)
             added = await self._in_db(
                 self.files.record_done,
                 item.key,

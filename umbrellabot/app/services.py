@@ -30,6 +30,7 @@ class Services:
     settings: Settings
     state: StateBackend
     store: ObjectStore
+    output: ObjectStore  # the enriched copies (the trail's store, or PROCESSED_BUCKET_NAME's)
     engine: Engine | None
     rules: list[Rule]
     detections: list[Detection]
@@ -49,7 +50,7 @@ class Services:
 
     def locator(self) -> EventLocator:
         return EventLocator(
-            self.store.read,
+            self.output.read,
             index=self.state.events,
             engine=self.engine,
             window_days=self.settings.event_lookup_days,
@@ -65,12 +66,14 @@ async def services(settings: Settings, console: Console) -> AsyncIterator[Servic
         state = wiring.open_state(settings)
         stack.callback(state.close)
         store = await stack.enter_async_context(wiring.open_store(settings))
+        output = await stack.enter_async_context(wiring.open_output_store(settings, store))
         engine = await stack.enter_async_context(wiring.open_engine(settings))
         runner = Ingestor(
             settings,
             files=state.files,
             cycles=state.cycles,
             store=store,
+            sink=output,
             rule_paths=wiring.rule_paths(settings),
             geo=wiring.build_geo(settings),
             output_for=wiring.output_for(settings),
@@ -78,7 +81,7 @@ async def services(settings: Settings, console: Console) -> AsyncIterator[Servic
         )
         stack.callback(runner.close)
         notifier = wiring.notifier_for(settings, state, console, rules)
-        yield Services(settings, state, store, engine, rules, detections, notifier, runner)
+        yield Services(settings, state, store, output, engine, rules, detections, notifier, runner)
 
 
 @asynccontextmanager
@@ -93,10 +96,13 @@ async def lookup(settings: Settings) -> AsyncIterator[tuple[EventLocator, list[R
         store = await stack.enter_async_context(
             wiring.open_store(settings, concurrency=1, check=False)
         )
+        output = await stack.enter_async_context(
+            wiring.open_output_store(settings, store, concurrency=1)
+        )
         engine = await stack.enter_async_context(wiring.open_engine(settings))
         index = state.events if state is not None else None
         locator = EventLocator(
-            store.read, index=index, engine=engine, window_days=settings.event_lookup_days
+            output.read, index=index, engine=engine, window_days=settings.event_lookup_days
         )
         yield locator, rules
 

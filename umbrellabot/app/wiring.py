@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from umbrellabot.query.duckdb_engine import DuckDBEngine
     from umbrellabot.slack.bot import BotConfig, SlackBot
     from umbrellabot.slack.notifier import SlackNotifier
+    from umbrellabot.storage.aws import AssumedRole
 
 
 class SlackSettingsError(UsageError):
@@ -110,11 +111,20 @@ def local_store(settings: Settings, *, check: bool = True) -> LocalStore:
     return LocalStore(folder, settings.enriched_local_path)
 
 
+def trail_role(settings: Settings) -> AssumedRole | None:
+    if not settings.aws_role_arn:
+        return None
+    from umbrellabot.storage.aws import AssumedRole
+
+    return AssumedRole(settings.aws_role_arn, settings.aws_role_external_id)
+
+
 @asynccontextmanager
 async def open_store(
     settings: Settings, *, concurrency: int | None = None, check: bool = True
 ) -> AsyncIterator[ObjectStore]:
-    """The trail's bucket, or the local folder standing in for it."""
+    """The trail's bucket (read as AWS_ROLE_ARN when set), or the local folder standing in
+    for it."""
     if not settings.cloudtrail_bucket_name:
         yield local_store(settings, check=check)
         return
@@ -125,8 +135,38 @@ async def open_store(
         region=settings.aws_region,
         concurrency=concurrency or settings.s3_concurrency,
         max_attempts=settings.s3_max_attempts,
+        role=trail_role(settings),
     ) as bucket:
         yield bucket
+
+
+@asynccontextmanager
+async def open_output_store(
+    settings: Settings, trail: ObjectStore, *, concurrency: int | None = None
+) -> AsyncIterator[ObjectStore]:
+    """Where the enriched copies go, and are read back from: the trail's own store, unless
+    PROCESSED_BUCKET_NAME or AWS_ROLE_ARN (the role reads the trail; the default credentials
+    write) sets another bucket or other credentials."""
+    bucket = settings.processed_bucket()
+    if not settings.cloudtrail_bucket_name or (
+        bucket == settings.cloudtrail_bucket_name and not settings.aws_role_arn
+    ):
+        yield trail
+        return
+    assert bucket is not None
+    from umbrellabot.storage.s3 import open_bucket
+
+    setting = (
+        "PROCESSED_BUCKET_NAME" if settings.processed_bucket_name else "CLOUDTRAIL_BUCKET_NAME"
+    )
+    async with open_bucket(
+        bucket,
+        region=settings.aws_region,
+        concurrency=concurrency or settings.s3_concurrency,
+        max_attempts=settings.s3_max_attempts,
+        setting=setting,
+    ) as output:
+        yield output
 
 
 def output_for(settings: Settings) -> Callable[[str], str]:
@@ -149,7 +189,9 @@ def require_bucket(settings: Settings) -> str:
 
 
 def results_location(settings: Settings) -> str:
-    return f"s3://{require_bucket(settings)}/{normalize_prefix(settings.athena_results_prefix)}"
+    """ATHENA_RESULTS_BUCKET (else the trail's bucket) and ATHENA_RESULTS_PREFIX."""
+    bucket = settings.athena_results_bucket or require_bucket(settings)
+    return f"s3://{bucket}/{normalize_prefix(settings.athena_results_prefix)}"
 
 
 @asynccontextmanager
@@ -191,10 +233,11 @@ async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
 def athena_table(settings: Settings) -> AthenaTable:
     from umbrellabot.query.athena_setup import AthenaTable
 
+    require_bucket(settings)
     return AthenaTable(
         database=settings.athena_database,
         table=settings.athena_table,
-        bucket=require_bucket(settings),
+        bucket=settings.processed_bucket() or "",
         processed_prefix=settings.cloudtrail_processed_prefix,
     )
 

@@ -3,10 +3,13 @@ sentence for missing credentials."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import aioboto3
 import aiobotocore.session
+from aiobotocore.credentials import AioDeferredRefreshableCredentials
 from botocore.config import Config
 from botocore.utils import parse_timestamp
 
@@ -29,11 +32,47 @@ def _timestamp(value: str | float) -> datetime:
     return parsed
 
 
-def aws_session() -> aioboto3.Session:
-    """An aioboto3 session whose responses parse timestamps cheaply."""
+@dataclass(frozen=True)
+class AssumedRole:
+    """A role in another account (the log archive's) to read the trail's bucket as."""
+
+    arn: str
+    external_id: str | None = None
+    session_name: str = "umbrellabot"
+    duration_s: int = 3600
+
+
+def aws_session(role: AssumedRole | None = None, region: str | None = None) -> aioboto3.Session:
+    """An aioboto3 session whose responses parse timestamps cheaply; with `role`, its
+    credentials are the role's (sts:AssumeRole with the default credentials, refreshed before
+    they expire)."""
     core = aiobotocore.session.get_session()
     core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+    if role is not None:
+        # botocore keeps a session's credentials here; refreshable ones renew themselves
+        core._credentials = AioDeferredRefreshableCredentials(
+            refresh_using=partial(_assume, role, region), method="sts-assume-role"
+        )
     return aioboto3.Session(botocore_session=core)
+
+
+async def _assume(role: AssumedRole, region: str | None) -> dict[str, str]:
+    params: dict[str, object] = {
+        "RoleArn": role.arn,
+        "RoleSessionName": role.session_name,
+        "DurationSeconds": role.duration_s,
+    }
+    if role.external_id:
+        params["ExternalId"] = role.external_id
+    async with aws_session().client("sts", region_name=region) as sts:
+        answer = await sts.assume_role(**params)
+    credentials = answer["Credentials"]
+    return {
+        "access_key": credentials["AccessKeyId"],
+        "secret_key": credentials["SecretAccessKey"],
+        "token": credentials["SessionToken"],
+        "expiry_time": credentials["Expiration"].isoformat(),
+    }
 
 
 def client_config(concurrency: int, max_attempts: int) -> Config:

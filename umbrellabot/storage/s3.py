@@ -19,7 +19,7 @@ import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from umbrellabot.errors import one_line
-from umbrellabot.storage.aws import NO_CREDENTIALS, aws_session, client_config
+from umbrellabot.storage.aws import NO_CREDENTIALS, AssumedRole, aws_session, client_config
 from umbrellabot.storage.ports import ObjectInfo
 
 # Error codes no retry fixes: the cycle stops with one clear message instead of failing per file.
@@ -52,7 +52,9 @@ class S3TransientError(Exception):
     """One request failed after botocore's retries; the file is tried again next cycle."""
 
 
-def _describe(err: Exception, action: str, bucket: str, where: str) -> Exception:
+def _describe(
+    err: Exception, action: str, bucket: str, where: str, setting: str = "CLOUDTRAIL_BUCKET_NAME"
+) -> Exception:
     if isinstance(err, NoCredentialsError):
         return S3AccessError(NO_CREDENTIALS)
     if isinstance(err, ClientError):
@@ -60,7 +62,7 @@ def _describe(err: Exception, action: str, bucket: str, where: str) -> Exception
         code = str(error.get("Code", "Unknown"))
         message = str(error.get("Message", "")).rstrip(".")
         if code == "NoSuchBucket":
-            return S3AccessError(f"bucket {bucket!r} does not exist (CLOUDTRAIL_BUCKET_NAME)")
+            return S3AccessError(f"bucket {bucket!r} does not exist ({setting})")
         if code in ("AccessDenied", "KMS.AccessDeniedException") and "kms:" in message:
             return S3AccessError(_kms_refusal(message, action, bucket, where))
         if code in FATAL_CODES:
@@ -115,9 +117,10 @@ class S3Bucket:
     """`ports.ObjectStore` over one bucket through one aioboto3 client; counts requests per
     operation."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: Any, bucket: str, setting: str = "CLOUDTRAIL_BUCKET_NAME") -> None:
         self._client = client
         self.bucket = bucket
+        self.setting = setting  # the setting that names the bucket, for messages
         self.requests: Counter[str] = Counter()
         self.faults: Counter[str] = Counter()  # failed attempts botocore saw: throttle, 5xx...
         client.meta.events.register("before-send.s3", self._count)
@@ -138,7 +141,9 @@ class S3Bucket:
         try:
             return await getattr(self._client, operation)(Bucket=self.bucket, **params)
         except (ClientError, BotoCoreError, aiohttp.ClientError) as err:
-            raise _describe(err, _ACTIONS.get(operation, operation), self.bucket, where) from err
+            raise _describe(
+                err, _ACTIONS.get(operation, operation), self.bucket, where, self.setting
+            ) from err
 
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -203,7 +208,7 @@ class S3Bucket:
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise FileNotFoundError(key) from None
-            raise _describe(err, "s3:GetObject", self.bucket, f"key {key!r}") from err
+            raise _describe(err, "s3:GetObject", self.bucket, f"key {key!r}", self.setting) from err
         body = response["Body"]
         try:
             return bytes(await body.read())
@@ -225,10 +230,17 @@ class S3Bucket:
 
 @asynccontextmanager
 async def open_bucket(
-    bucket: str, *, region: str | None, concurrency: int, max_attempts: int
+    bucket: str,
+    *,
+    region: str | None,
+    concurrency: int,
+    max_attempts: int,
+    role: AssumedRole | None = None,
+    setting: str = "CLOUDTRAIL_BUCKET_NAME",
 ) -> AsyncIterator[S3Bucket]:
-    """An S3Bucket; AWS_ENDPOINT_URL and the standard credential chain apply (botocore)."""
-    session = aws_session()
+    """An S3Bucket; AWS_ENDPOINT_URL and the standard credential chain apply (botocore), or the
+    credentials of `role`."""
+    session = aws_session(role, region)
     config = client_config(concurrency, max_attempts)
     async with session.client("s3", region_name=region, config=config) as client:
-        yield S3Bucket(client, bucket)
+        yield S3Bucket(client, bucket, setting)

@@ -247,9 +247,7 @@ class SlackNotifier:
                     recheck=any(p.attempts for p in group),
                 )
             except PostRefused as refused:
-                for pending in group:
-                    await self._fail(pending, str(refused), None)
-                    failed.add(pending.id)
+                await self._refused(group, refused, failed)
                 return
             window.parent_channel, window.parent_ts = parent_channel, ts
             await asyncio.to_thread(self._rollups.save_rollup, window)
@@ -268,9 +266,7 @@ class SlackNotifier:
                     recheck=any(p.attempts for p in chunk),
                 )
             except PostRefused as refused:
-                for pending in chunk:
-                    await self._fail(pending, str(refused), None)
-                    failed.add(pending.id)
+                await self._refused(chunk, refused, failed)
                 continue
             except PostStopped:
                 if shown != window.alerts:  # some replies went out: show them in the count
@@ -334,6 +330,14 @@ class SlackNotifier:
             self._pacer.done(channel)
         self.posts += 1
         return posted
+
+    async def _refused(
+        self, items: Sequence[PendingAlert], refused: PostRefused, failed: set[int]
+    ) -> None:
+        """Slack refused the message telling `items`: each waits for a later round."""
+        for pending in items:
+            await self._fail(pending, str(refused), None)
+            failed.add(pending.id)
 
     async def _fail(self, pending: PendingAlert, reason: str, retry_after: float | None) -> None:
         delay = min(self._retry_base_s * 2 ** max(pending.attempts, 0), self._retry_max_s)

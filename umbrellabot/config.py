@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         description="After a downtime, day folders listed back to the last listing, at most this"
         " many (older: the log names the backfill to run).",
     )
+    max_record_bytes: int = Field(
+        16 << 20,
+        ge=1024,
+        le=1 << 31,
+        description="A record larger than this is copied unparsed, flagged"
+        " umbrellabot-record-too-large and alerted (CloudTrail's own are far smaller).",
+    )
     s3_concurrency: int = Field(8, ge=1, le=64, description="Files downloaded/uploaded at once.")
     s3_max_attempts: int = Field(
         8, ge=1, le=20, description="Attempts per S3 request (botocore adaptive retries)."

@@ -5,7 +5,10 @@
 - `cut`: a GetObject answered 200 with the whole Content-Length but only part of the body,
   then the connection closed (no client retries a body it already started to read);
 - `kms`: 403 with the AccessDenied error S3 returns when the caller may not use the bucket's
-  KMS key.
+  KMS key;
+- `denied`: 403 AccessDenied, as S3 answers what the IAM or bucket policy does not allow.
+
+`applies(operation, key)` narrows the faults to some keys (for a listing: its prefix).
 
 Faults are drawn per request from `random.Random(seed)` over the operations `rates` names, so a
 run is repeatable; `injected` counts what was done, so a test can show that faults happened.
@@ -36,6 +39,10 @@ KMS_DENIED = (
     b" resource-based policy allows the kms:Decrypt action</Message>"
     b"<RequestId>FAULT</RequestId></Error>"
 )
+DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message><RequestId>FAULT</RequestId></Error>"
+)
 _HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
 Rates = Mapping[str, Mapping[str, float]]  # operation -> fault -> probability
@@ -46,7 +53,9 @@ def operation_of(request: web.Request) -> tuple[str, str]:
     """(S3 operation, object key) of a path-style request."""
     _, _, rest = request.path.lstrip("/").partition("/")
     if request.method == "GET" and not rest:
-        return ("ListObjectsV2" if "list-type" in request.query else "GetBucket"), ""
+        if "list-type" in request.query:
+            return "ListObjectsV2", request.query.get("prefix", "")
+        return "GetBucket", ""
     names = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "Delete"}
     return names.get(request.method, request.method), rest
 
@@ -111,6 +120,8 @@ class FaultProxy:
             return web.Response(status=503, body=SLOWDOWN, content_type="application/xml")
         if fault == "kms":
             return web.Response(status=403, body=KMS_DENIED, content_type="application/xml")
+        if fault == "denied":
+            return web.Response(status=403, body=DENIED, content_type="application/xml")
         if fault == "reset":
             assert request.transport is not None
             request.transport.abort()

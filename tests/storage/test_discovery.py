@@ -20,6 +20,7 @@ async def test_listings_past_1000_keys(s3: Any, bucket: str, aws_env: dict[str, 
     async with open_bucket(bucket, region=None, concurrency=4, max_attempts=2) as remote:
         found = await discover(remote, "", exclude=["processed/"])
         remote.requests.clear()
-        files = await list_log_files(remote, day_prefixes(found.regions, [today()]))
+        listing = await list_log_files(remote, day_prefixes(found.regions, [today()]))
+        files = listing.files
     assert len(files) == 1050
     assert remote.requests["ListObjectsV2"] == 2

@@ -19,10 +19,11 @@ from umbrellabot.app.health import Metrics
 from umbrellabot.app.ingest import FileDone
 from umbrellabot.app.services import Services, services
 from umbrellabot.config import Settings
-from umbrellabot.model.report import CycleReport
+from umbrellabot.model.own_alerts import access_denied
+from umbrellabot.model.report import AccessRefusal, CycleReport
 from umbrellabot.query.detection_runs import DetectionRunError, alerts_for, run_detections
 from umbrellabot.query.detections import LATE_EVENTS, DetectionResult
-from umbrellabot.storage.ports import StateBackend
+from umbrellabot.storage.ports import S3AccessError, StateBackend
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +87,15 @@ async def cycle(
         report = await svc.ingestor.run_cycle(
             days, on_planned, on_file_done, on_enriched=partial(_count_file, metrics)
         )
-    except BaseException:
+    except BaseException as err:
         metrics.cycles.labels(outcome="failed").inc()
         _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=False)
+        if isinstance(err, S3AccessError) and err.refusals:  # nothing readable: told, too
+            await _alert_refusals(svc, err.refusals)
+            if deliver:
+                await flush_outbox(svc.state.outbox, svc.notifier, owner=svc.owner)
         raise
+    await _alert_refusals(svc, report.refusals)
     _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=True)
     metrics.worker_restarts.inc(svc.ingestor.pool.breaks - breaks_before)
     outcome = CycleOutcome(report)
@@ -112,6 +118,13 @@ async def cycle(
     metrics.outbox_depth.set(await asyncio.to_thread(svc.state.outbox.outbox_depth))
     metrics.last_success.set(time.time())
     return outcome
+
+
+async def _alert_refusals(svc: Services, refusals: Sequence[AccessRefusal]) -> None:
+    if refusals:
+        now = time.time()
+        alerts = [access_denied(refusal, now) for refusal in refusals]
+        await asyncio.to_thread(svc.state.outbox.add_alerts, alerts)
 
 
 def _prune(state: StateBackend, retention_days: int) -> None:

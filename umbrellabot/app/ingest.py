@@ -17,41 +17,35 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from umbrellabot.app.catch_up import catch_up_prefixes
+from umbrellabot.app.file_work import FileDone, FileWork
 from umbrellabot.app.work_files import owner_gone, private_work_dir, process_owner
-from umbrellabot.app.worker_pool import EnrichmentPool, WorkerDied
+from umbrellabot.app.worker_pool import EnrichmentPool
 from umbrellabot.config import Settings
-from umbrellabot.enrich import workers
 from umbrellabot.enrich.geoip import CountryLookup
-from umbrellabot.enrich.reader import LogFormatError
-from umbrellabot.model.layout import output_key
+from umbrellabot.model.layout import RegionFolder, output_key, region_folder_of
 from umbrellabot.model.report import CycleReport
-from umbrellabot.model.severity import Severity
 from umbrellabot.storage.discovery import discover, list_log_files
-from umbrellabot.storage.ports import CycleLog, FileLedger, FileState, ObjectInfo, ObjectStore
-from umbrellabot.storage.s3 import S3AccessError, S3TransientError
+from umbrellabot.storage.ports import (
+    CycleLog,
+    FileLedger,
+    FileState,
+    ObjectInfo,
+    ObjectStore,
+    S3AccessError,
+    S3Refused,
+)
+
+__all__ = ["FileDone", "Ingestor", "needs_work"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 LEASE_S = 300.0  # a file's lease; renewed every third of it while the file is worked on
-WORKER_DEATHS_MAX = 3  # a file that killed its worker (alone) this often is left alone
-DOWNLOAD_TRIES = 4
-DOWNLOAD_BACKOFF_S = 0.25
-
-
-@dataclass(frozen=True)
-class FileDone:
-    """One file committed: what the counters count as it happens."""
-
-    records: int
-    new_alerts: int
-    by_severity: Counter[Severity]
 
 
 def needs_work(item: ObjectInfo, known: FileState | None, now: float) -> bool:
@@ -105,6 +99,16 @@ class Ingestor:
         )
         self.owner = owner or process_owner()
         self._work_dir = private_work_dir(settings.state_dir, self.owner)
+        self.work = FileWork(
+            settings,
+            files=files,
+            store=store,
+            sink=self.sink,
+            geo=geo,
+            pool=self.pool,
+            output_for=self.output_for,
+            in_db=self._in_db,
+        )
 
     def request_stop(self) -> None:
         """Take no new file; the ones in flight finish (their output is complete or absent)."""
@@ -184,7 +188,9 @@ class Ingestor:
                 lookback=settings.lookback_days,
                 max_catch_up=settings.max_catchup_days,
             )
-        listed = await list_log_files(self.s3, prefixes)
+        listing = await list_log_files(self.s3, prefixes)
+        refused = _Refused(found.refused, listing.refused)
+        listed = listing.files
         report.listed = len(listed)
         known = await self._in_db(self.files.file_states, prefixes)
         now = time.time()
@@ -209,9 +215,8 @@ class Ingestor:
             for number, item in queue:
                 if self._stopping:
                     return
-                async with self._lease(item) as mine:
-                    if mine:
-                        await self._process(item, number, report)
+                if not refused.covers(item.key):
+                    await self._one_file(item, number, report, refused)
                 if on_file_done:
                     on_file_done()
 
@@ -221,9 +226,27 @@ class Ingestor:
                     group.create_task(lane())
         except BaseExceptionGroup as group:  # S3 refused us: one clear error, not a group
             raise _first_cause(group) from None
+        report.refusals = [refusal.as_refusal() for refusal in refused.all]
+        refused.raise_if_nothing_readable(found.regions)
         if catching_up and not self._stopping:  # every file of those days done or waiting
-            folders = [region.prefix for region in found.regions]
+            folders = [r.prefix for r in found.regions if not refused.covers(r.prefix)]
             await self._in_db(self.files.mark_listed, folders, today)
+
+    async def _one_file(
+        self, item: ObjectInfo, number: int, report: CycleReport, refused: _Refused
+    ) -> None:
+        try:
+            async with self._lease(item) as mine:
+                if mine:
+                    await self.work.process(
+                        item,
+                        self._work_dir / f"{number}.in",
+                        self._work_dir / f"{number}.out",
+                        report,
+                        self._on_enriched,
+                    )
+        except S3Refused as refusal:  # this key's folder waits; the others go on
+            refused.add(item.key, refusal)
 
     def _release_the_gone(self) -> None:
         """The leases of processes of this host that were killed: their files at once."""
@@ -254,123 +277,44 @@ class Ingestor:
             await asyncio.sleep(LEASE_S / 3)
             await self._in_db(self.files.claim, key, self.owner, LEASE_S)
 
-    async def _process(self, item: ObjectInfo, number: int, report: CycleReport) -> None:
-        settings = self.settings
-        source = self._work_dir / f"{number}.in"
-        target = self._work_dir / f"{number}.out"
-        try:
-            etag = await self._download(item, source)
-            countries = None
-            if self.geo.prefetches:
-                addresses = await self.pool.run(workers.source_addresses, str(source))
-                countries = await self.geo.prefetch(addresses)
-            result = await self.pool.run(
-                workers.enrich_file,
-                str(source),
-                str(target),
-                item.key,
-                int(settings.alert_min_severity),
-                countries,
-            )
-            destination = self.output_for(item.key)
-            await self.sink.upload(target, destination)
-            added = await self._in_db(
-                self.files.record_done,
-                item.key,
-                etag,
-                destination,
-                result.records,
-                result.events,
-                result.alerts,
-            )
-            report.new_alerts += added  # after the await: lanes run concurrently
-        except LogFormatError as err:
-            await self._fail(item, f"{err}", counts=True, report=report)
-        except S3TransientError as err:
-            await self._fail(item, str(err), counts=False, report=report)
-        except WorkerDied as err:
-            await self._fail(item, str(err), counts=False, died=True, report=report)
-        except (S3AccessError, asyncio.CancelledError):
-            raise
-        except Exception as err:  # a bug: this file only, and counted
-            log.exception("unexpected error on %s", self.s3.location(item.key))
-            await self._fail(
-                item, f"internal error: {type(err).__name__}: {err}", counts=True, report=report
-            )
-        else:
-            report.files += 1
-            report.records += result.records
-            report.by_severity.update(result.by_severity)
-            if self._on_enriched is not None:
-                self._on_enriched(FileDone(result.records, added, result.by_severity))
-        finally:
-            source.unlink(missing_ok=True)
-            target.unlink(missing_ok=True)
 
-    async def _download(self, item: ObjectInfo, target: Path) -> str | None:
-        """The object into `target`; a transient failure (a body cut short, a reset after
-        botocore's own retries) is tried again a few times before the file waits for the next
-        cycle, uncounted."""
-        attempt = 1
-        while True:
-            try:
-                return await self.s3.download(item.key, target) or item.etag
-            except S3TransientError as err:
-                if attempt >= DOWNLOAD_TRIES:
-                    raise
-                log.info("retrying %s: %s", self.s3.location(item.key), err)
-                await asyncio.sleep(DOWNLOAD_BACKOFF_S * 4 ** (attempt - 1))
-                attempt += 1
+class _Refused:
+    """The refusals of one cycle: account folders S3 would not list, day folders, and the
+    region folders of keys S3 or KMS would not read. Their files are left for later cycles,
+    uncounted; a cycle with nothing readable raises."""
 
-    async def _fail(
-        self,
-        item: ObjectInfo,
-        reason: str,
-        *,
-        counts: bool,
-        report: CycleReport,
-        died: bool = False,
-    ) -> None:
-        settings = self.settings
-        outcome = await self._in_db(
-            self.files.record_failure,
-            item.key,
-            item.etag,
-            reason,
-            counts=counts,
-            max_attempts=settings.max_file_attempts,
-            retry_base_s=settings.retry_base_delay_s,
-            worker_died=died,
-            max_deaths=WORKER_DEATHS_MAX,
-        )
-        if outcome.status == "abandoned":
-            log.error("giving up on %s: %s", self.s3.location(item.key), outcome.reason)
-            report.abandoned.append((item.key, reason))
-        elif died:
-            log.warning(
-                "%s: %s (%d of %d times); it is tried again",
-                self.s3.location(item.key),
-                reason,
-                outcome.deaths,
-                WORKER_DEATHS_MAX,
-            )
-            report.failed.append((item.key, reason))
-        elif counts:
-            log.warning(
-                "failed %s (attempt %d of %d): %s",
-                self.s3.location(item.key),
-                outcome.attempts,
-                settings.max_file_attempts,
-                reason,
-            )
-            report.failed.append((item.key, reason))
-        else:
-            log.warning(
-                "%s is left for the next cycle (S3 trouble, not the file's): %s",
-                self.s3.location(item.key),
-                reason,
-            )
-            report.failed.append((item.key, reason))
+    def __init__(self, accounts: list[S3Refused], folders: dict[str, S3Refused]) -> None:
+        self.all: list[S3Refused] = list(accounts)
+        self._prefixes = {_folder_of(r.resource) for r in accounts}
+        for prefix, refusal in folders.items():  # one per region folder, not per day folder
+            self.add(prefix, refusal)
+
+    def covers(self, key: str) -> bool:
+        """Whether `key` (or a folder) lies in a refused folder."""
+        return any(key.startswith(prefix) for prefix in self._prefixes)
+
+    def add(self, key: str, refusal: S3Refused) -> bool:
+        """A key or prefix S3 or KMS refused; False when its folder was refused already."""
+        folder = region_folder_of(key) or key
+        if folder in self._prefixes:
+            return False
+        self._prefixes.add(folder)
+        self.all.append(refusal)
+        return True
+
+    def raise_if_nothing_readable(self, regions: Sequence[RegionFolder]) -> None:
+        """Nothing readable: one error (the cycle's one line). Else one line per refusal."""
+        if self.all and all(self.covers(region.prefix) for region in regions):
+            error = S3AccessError(str(self.all[0]))
+            error.refusals = tuple(refusal.as_refusal() for refusal in self.all)
+            raise error
+        for refusal in self.all:
+            log.error("%s; the files there wait until it is allowed, the rest is read", refusal)
+
+
+def _folder_of(resource: str) -> str:
+    """The key or prefix of an s3://bucket/... resource."""
+    return resource.removeprefix("s3://").partition("/")[2]
 
 
 def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:

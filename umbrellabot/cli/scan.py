@@ -18,7 +18,7 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from umbrellabot.app.render import problem_line
-from umbrellabot.enrich.enrichment import FileResult, enrich_stream
+from umbrellabot.enrich.enrichment import MAX_RECORD_BYTES, FileResult, enrich_stream
 from umbrellabot.enrich.geoip import CountryLookup
 from umbrellabot.enrich.reader import LogFormatError, read_records
 from umbrellabot.errors import UsageError
@@ -94,7 +94,7 @@ def _prefetch_countries(path: Path, geo: CountryLookup) -> None:
     with path.open("rb") as raw:
         addresses = {
             record["sourceIPAddress"]
-            for record in read_records(raw)
+            for record in read_records(raw, max_record_bytes=MAX_RECORD_BYTES)
             if isinstance(record.get("sourceIPAddress"), str)
         }
     asyncio.run(geo.prefetch(addresses))

@@ -12,10 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from umbrellabot.enrich.reader import read_records
+import orjson
+
+from umbrellabot.enrich.reader import OversizeRecord, read_entries
 from umbrellabot.enrich.writer import EnrichedWriter
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.facts import EventFacts
+from umbrellabot.model.own_alerts import RECORD_TOO_LARGE, record_too_large
 from umbrellabot.model.records import Event, Record
 from umbrellabot.model.schema import ENRICHMENT_FIELDS
 from umbrellabot.model.severity import Severity
@@ -23,6 +26,9 @@ from umbrellabot.rules.rule import Rule
 from umbrellabot.rules.ruleset import RuleSet
 
 CountryOf = Callable[[str | None], str | None]
+EVENT_ID_CHARS = 256  # longer is no CloudTrail eventID: not indexed
+MAX_RECORD_BYTES = 16 << 20
+TOO_LARGE_MARK = orjson.dumps({"xpriority": Severity.HIGH.name, "xrules": [RECORD_TOO_LARGE]})
 
 
 @dataclass
@@ -79,30 +85,36 @@ def enrich_stream(
     source_name: str | None = None,
     compresslevel: int | None = None,
     index_events: bool = False,
+    max_record_bytes: int | None = MAX_RECORD_BYTES,
 ) -> FileResult:
     """Read a CloudTrail log file from `source`, write its enriched JSON lines (gzip) to `sink`.
 
     Raises reader.LogFormatError for a file that cannot be read; what was written to `sink`
     by then must be discarded by the caller (see scan/ingest, which write to a temporary file).
+    A record over `max_record_bytes` is copied unparsed, flagged RECORD_TOO_LARGE and alerted.
     """
     result = FileResult()
     writer_options: dict[str, Any] = {}
     if compresslevel is not None:
         writer_options["compresslevel"] = compresslevel
     with EnrichedWriter(sink, **writer_options) as writer:
-        for record in read_records(source):
+        for record in read_entries(source, max_record_bytes=max_record_bytes):
+            if isinstance(record, OversizeRecord):
+                _pass_through(
+                    record,
+                    writer,
+                    result,
+                    max_record_bytes,
+                    source_name,
+                    index_events,
+                    alert_min_severity,
+                )
+                continue
             event, matched = enrich_record(record, rules, country_of)
             writer.write(record)
             result.records += 1
-            if index_events and isinstance(event_id := record.get("eventID"), str):
-                event_time = record.get("eventTime")
-                result.events.append(
-                    (
-                        event_id,
-                        event_time if isinstance(event_time, str) else None,
-                        record.get("xpriority"),
-                    )
-                )
+            if index_events:
+                _index(result, record.get("eventID"), record.get("eventTime"), record)
             if not matched:
                 continue
             result.flagged += 1
@@ -112,3 +124,32 @@ def enrich_stream(
                     result.alerts.append(alert_for(event, rule, source_name))
     result.bytes_out = writer.bytes_in
     return result
+
+
+def _index(result: FileResult, event_id: Any, event_time: Any, record: Record) -> None:
+    if isinstance(event_id, str) and len(event_id) <= EVENT_ID_CHARS:
+        when = event_time if isinstance(event_time, str) else None
+        result.events.append((event_id, when, record.get("xpriority")))
+
+
+def _pass_through(
+    record: OversizeRecord,
+    writer: EnrichedWriter,
+    result: FileResult,
+    limit: int | None,
+    source_name: str | None,
+    index_events: bool,
+    alert_min_severity: Severity,
+) -> None:
+    """An oversize record: its own text, then the flag, as one line of the enriched copy."""
+    writer.write_raw(record.pieces, b"," + TOO_LARGE_MARK[1:])
+    result.records += 1
+    result.flagged += 1
+    result.by_severity[Severity.HIGH] += 1
+    if alert_min_severity <= Severity.HIGH:
+        result.alerts.append(
+            record_too_large(record.facts, record.size, limit or 0, source_name, record.index)
+        )
+    facts = record.facts
+    if index_events:
+        _index(result, facts.get("eventID"), facts.get("eventTime"), {"xpriority": "HIGH"})

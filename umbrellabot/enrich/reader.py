@@ -11,10 +11,11 @@ from typing import Any, BinaryIO, Final, cast
 
 from isal import igzip_lib
 
-from umbrellabot.enrich.splitter import RecordSplitter
+from umbrellabot.enrich.oversize import OversizeRecord
+from umbrellabot.enrich.splitter import Entry, RecordSplitter
 from umbrellabot.enrich.text_window import LogFormatError
 
-__all__ = ["LogFormatError", "is_gzip", "read_records"]
+__all__ = ["Entry", "LogFormatError", "OversizeRecord", "is_gzip", "read_entries", "read_records"]
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 _ERROR_CODE: Final = re.compile(r"^Error -?\d+:? *")
@@ -27,7 +28,9 @@ def is_gzip(head: bytes) -> bool:
     return head[:2] == GZIP_MAGIC
 
 
-def read_records(raw: BinaryIO, *, chunk_size: int = 1 << 20) -> Iterator[dict[str, Any]]:
+def read_records(
+    raw: BinaryIO, *, chunk_size: int = 1 << 20, max_record_bytes: int | None = None
+) -> Iterator[dict[str, Any]]:
     """Yield each record of a CloudTrail log file read from `raw`, a binary file object.
 
     The file is gzip (recognised by its magic number; several members are fine) or plain JSON.
@@ -35,7 +38,18 @@ def read_records(raw: BinaryIO, *, chunk_size: int = 1 << 20) -> Iterator[dict[s
     decompressed bytes are produced at a time. The file is read to its end, so a damaged gzip
     trailer or trailing garbage raises after the records before it were yielded.
     Raises LogFormatError. Integers beyond 64 bits become floats, as orjson parses them.
+    A record over `max_record_bytes` is skipped, never held whole (`read_entries` yields it).
     """
+    for entry in read_entries(raw, chunk_size=chunk_size, max_record_bytes=max_record_bytes):
+        if not isinstance(entry, OversizeRecord):
+            yield entry
+
+
+def read_entries(
+    raw: BinaryIO, *, chunk_size: int = 1 << 20, max_record_bytes: int | None = None
+) -> Iterator[Entry]:
+    """Like `read_records`, but a record over `max_record_bytes` comes as an OversizeRecord
+    whose text is streamed (oversize.py)."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     head = b""
@@ -48,7 +62,7 @@ def read_records(raw: BinaryIO, *, chunk_size: int = 1 << 20) -> Iterator[dict[s
         raise LogFormatError("empty file")
     gzipped = is_gzip(head)
     pieces = _gunzip(raw, head, chunk_size) if gzipped else _plain(raw, head, chunk_size)
-    yield from RecordSplitter(pieces, chunk_size, gzipped).start()
+    yield from RecordSplitter(pieces, chunk_size, gzipped, max_record_bytes).start()
 
 
 def _plain(raw: BinaryIO, head: bytes, chunk_size: int) -> Iterator[bytes]:

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
+from umbrellabot.enrich.oversize import OversizeRecord, record_end, stream_record
 from umbrellabot.enrich.text_window import (
     CLOSE_CURLY,
     OPEN_CURLY,
@@ -31,9 +32,12 @@ from umbrellabot.enrich.text_window import (
     QUOTE,
     WS_RUN,
     LogFormatError,
+    RecordTooLarge,
     TextWindow,
     loads_json,
 )
+
+Entry = dict[str, Any] | OversizeRecord  # a record, or one too large to parse
 
 BOM: Final = b"\xef\xbb\xbf"
 # A record boundary: `}` ws `,` ws `{`; the `}` is the candidate end of a record.
@@ -56,7 +60,7 @@ class RecordSplitter(TextWindow):
 
     # -- the document ------------------------------------------------------------------------
 
-    def start(self) -> Iterator[dict[str, Any]]:
+    def start(self) -> Iterator[Entry]:
         """Read the start of the document and return the iterator of its records."""
         self.fill()
         while len(self.buf) < 3 and not self.eof:
@@ -121,8 +125,9 @@ class RecordSplitter(TextWindow):
                 raise LogFormatError(f"record {index} is not an object")
             yield record
 
-    def record_list(self) -> Iterator[dict[str, Any]]:
-        """The records of the Records list; self.pos is just after its `[`."""
+    def record_list(self) -> Iterator[Entry]:
+        """The records of the Records list; self.pos is just after its `[`. A record longer
+        than `max_record` bytes comes as an OversizeRecord, its text streamed."""
         index = 0
         buf = self.buf
         i = self.skip_ws(self.pos)
@@ -154,9 +159,31 @@ class RecordSplitter(TextWindow):
                     f"not JSON: unexpected byte 0x{byte:02x} at byte {self.error_at(i)}"
                 )
             self.pos = i
-            batch = self.batch()
+            try:
+                batch = self.batch()
+                if batch is None:
+                    self.reading_record = True  # the window now grows for this record only
+                    record, end = self.one_record()
+                    if self.max_record is not None and end - self.pos > self.max_record:
+                        raise RecordTooLarge  # it fitted in the window, but it is too large
+            except RecordTooLarge:
+                small = self.small_record()
+                if small is not None:  # the window ran ahead of a record within the limit
+                    yield small
+                    index += 1
+                    i = self.skip_ws(self.pos)
+                    continue
+                oversize = OversizeRecord(index, iter(()))
+                oversize.pieces = stream_record(self, oversize)
+                yield oversize
+                for _ in oversize.pieces:  # the reader did not want its text
+                    pass
+                index += 1
+                i = self.skip_ws(self.pos)
+                continue
+            finally:
+                self.reading_record = False
             if batch is None:
-                record, end = self.one_record()
                 self.pos = end
                 yield record
                 index += 1
@@ -168,6 +195,15 @@ class RecordSplitter(TextWindow):
                 yield from batch[:wrong]
                 raise LogFormatError(f"record {index + wrong} is not an object")
             i = self.skip_ws(self.pos)
+
+    def small_record(self) -> dict[str, Any] | None:
+        """The record at self.pos when it ends in the window within `max_record` bytes."""
+        end = record_end(self)
+        if end is None or self.max_record is None or end - self.pos > self.max_record:
+            return None
+        record = loads_json(memoryview(self.buf)[self.pos : end], self.error_at(self.pos))
+        self.pos = end
+        return cast("dict[str, Any]", record)
 
     def trailer(self) -> None:
         """After the Records list: `}` and whitespace to the end, or more keys of the object."""
@@ -233,6 +269,8 @@ class RecordSplitter(TextWindow):
                     return None
                 self.fill(max(self.chunk_size, len(buf) - self.pos))  # a long record: read on
                 high = self.high()
+            if self.max_record is not None and end - self.pos >= self.max_record:
+                break  # it may hold a record over the limit: one at a time, measured
             records, error = self.parse_batch(self.pos, end)
             if records is not None:
                 self.pos = end + 1

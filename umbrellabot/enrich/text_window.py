@@ -25,6 +25,9 @@ RECORD_END: Final = re.compile(rb"\}[ \t\n\r]*[,\]]")
 # string runs past the end of the window) or one bracket.
 TOKEN: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(")?|[{}\[\]]', re.DOTALL)
 
+# What the window may hold past a record before its end is known (whitespace, `,`, the next
+# record's first key); a record that fits but is over the limit is caught once measured.
+LOOKAHEAD: Final = 256
 OPEN_CURLY: Final = 0x7B
 CLOSE_CURLY: Final = 0x7D
 OPEN_SQUARE: Final = 0x5B
@@ -65,6 +68,10 @@ def loads_json(data: bytes | bytearray | memoryview, offset: int) -> Any:
     raise LogFormatError(f"not JSON: {message} at byte {at}")
 
 
+class RecordTooLarge(Exception):
+    """The record being read runs past the window's `max_record` bytes (raised by fill())."""
+
+
 class TextWindow:
     """A bounded window over the decompressed text of one log file.
 
@@ -72,7 +79,13 @@ class TextWindow:
     `pos`, which a batch parse overwrites with `[`); `base` is the offset of buf[0] in the file.
     """
 
-    def __init__(self, pieces: Iterator[bytes], chunk_size: int, gzipped: bool) -> None:
+    def __init__(
+        self,
+        pieces: Iterator[bytes],
+        chunk_size: int,
+        gzipped: bool,
+        max_record: int | None = None,
+    ) -> None:
         self.pieces = pieces
         self.chunk_size = chunk_size
         self.gzipped = gzipped
@@ -87,6 +100,8 @@ class TextWindow:
         self.careful = 0  # how many more batch boundaries are to be checked by brace counts
         self.trouble = -1  # file offset of the last error orjson reported inside a batch
         self.slow_until = -1  # file offset up to which records are taken one at a time
+        self.max_record = max_record  # bytes one record may take in the window (None: any)
+        self.reading_record = False  # a record starts at self.pos and has not ended in buf
 
     # -- the window --------------------------------------------------------------------------
 
@@ -95,6 +110,12 @@ class TextWindow:
         Returns how far the bytes in `buf` moved left, for the caller's indices."""
         if self.eof:
             return 0
+        if (
+            self.reading_record
+            and self.max_record is not None
+            and len(self.buf) - self.pos > self.max_record + LOOKAHEAD
+        ):
+            raise RecordTooLarge
         shift = self.pos - 1 if self.pos > 1 else 0
         if shift:
             del self.buf[:shift]

@@ -36,12 +36,12 @@ def load_worker_rules(rule_paths: list[str], variables: dict[str, Any]) -> None:
     _rules = RuleSet(load_rules([Path(path) for path in rule_paths], variables))
 
 
-def source_addresses(source: str) -> set[str]:
+def source_addresses(source: str, max_record_bytes: int | None = None) -> set[str]:
     """The distinct sourceIPAddress values of a log file (for ipstack's prefetch)."""
     with Path(source).open("rb") as raw:
         return {
             address
-            for record in read_records(raw)
+            for record in read_records(raw, max_record_bytes=max_record_bytes)
             if isinstance(address := record.get("sourceIPAddress"), str)
         }
 
@@ -52,6 +52,7 @@ def enrich_file(
     source_name: str,
     alert_min_severity: int,
     countries: Mapping[str, str | None] | None = None,
+    max_record_bytes: int | None = None,
 ) -> FileResult:
     """Enrich one downloaded log file into `target`. Raises reader.LogFormatError."""
     if _rules is None:
@@ -73,4 +74,5 @@ def enrich_file(
             alert_min_severity=Severity(alert_min_severity),
             source_name=source_name,
             index_events=True,
+            max_record_bytes=max_record_bytes,
         )

@@ -4,6 +4,7 @@ Athena's JSON SerDe reads. Writes to a file object handed in; nothing here opens
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, BinaryIO, Final
 
@@ -55,6 +56,20 @@ class EnrichedWriter:
         self.bytes_in += len(line)
         if self.bytes_in >= self._flush_at:
             self._compress()
+
+    def write_raw(self, pieces: Iterable[bytes], suffix: bytes) -> None:
+        """Append one line made of `pieces` (a record's text, unparsed, newline-free) and
+        `suffix`, compressed as it comes: a huge record is never held whole."""
+        if self._closed:
+            raise ValueError("write to a closed EnrichedWriter")
+        self._compress()
+        for piece in pieces:
+            self.bytes_in += len(piece)
+            self._emit(self._compressor.compress(piece))
+        self._lines.append(suffix + b"\n")
+        self.bytes_in += len(suffix) + 1
+        self.records += 1
+        self._compress()
 
     def _compress(self) -> None:
         data = b"".join(self._lines)

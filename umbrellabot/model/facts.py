@@ -8,6 +8,15 @@ from typing import Any
 
 from umbrellabot.model.records import Event, get_str
 
+FACT_CHARS = 2048  # what is kept of one fact: a hostile record cannot bloat state or message
+
+
+def bounded(value: str | None, limit: int = FACT_CHARS) -> str | None:
+    """`value`, cut to `limit` characters (marked with an ellipsis) when longer."""
+    if value is None or len(value) <= limit:
+        return value
+    return value[: limit - 1] + "…"
+
 
 def action_of(event_source: str | None, event_name: str | None) -> str:
     """eventSource:eventName, the way AWS people say it (iam:CreateUser)."""
@@ -34,18 +43,18 @@ class EventFacts:
     def of(cls, event: Event) -> EventFacts:
         record = event.record
         return cls(
-            event_id=get_str(record, "eventID"),
-            event_time=get_str(record, "eventTime"),
-            event_source=get_str(record, "eventSource"),
-            event_name=get_str(record, "eventName"),
-            principal=event.principal,
-            identity_type=get_str(record, "userIdentity", "type"),
-            account=event.account,
-            region=get_str(record, "awsRegion"),
-            source_ip=get_str(record, "sourceIPAddress"),
-            country=event.country,
-            user_agent=get_str(record, "userAgent"),
-            error_code=get_str(record, "errorCode"),
+            event_id=bounded(get_str(record, "eventID")),
+            event_time=bounded(get_str(record, "eventTime")),
+            event_source=bounded(get_str(record, "eventSource")),
+            event_name=bounded(get_str(record, "eventName")),
+            principal=bounded(event.principal),
+            identity_type=bounded(get_str(record, "userIdentity", "type")),
+            account=bounded(event.account),
+            region=bounded(get_str(record, "awsRegion")),
+            source_ip=bounded(get_str(record, "sourceIPAddress")),
+            country=bounded(event.country),
+            user_agent=bounded(get_str(record, "userAgent")),
+            error_code=bounded(get_str(record, "errorCode")),
         )
 
     @property

@@ -98,6 +98,12 @@ def locate(prefix: str) -> Position:
 _KEY_PLACE = re.compile(r"(?:^|/)(\d{12})/CloudTrail[^/]*/([a-z]{2}(?:-[a-z]+)+-\d+)/")
 
 
+def region_folder_of(key: str) -> str | None:
+    """The region folder (`.../<account>/CloudTrail/<region>/`) a key or prefix lies in."""
+    match = _KEY_PLACE.search(key)
+    return key[: match.end()] if match else None
+
+
 def account_region_of(key: str) -> tuple[str | None, str | None]:
     """The account and region a log file's key names, where it names them."""
     match = _KEY_PLACE.search(key)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.layout import account_region_of
+from umbrellabot.model.report import AccessRefusal
 from umbrellabot.model.severity import Severity
 
 FILE_ABANDONED = "umbrellabot-file-abandoned"
@@ -43,4 +44,78 @@ def file_abandoned(key: str, reason: str, at: float) -> Alert:
         author=SOURCE,
         source_file=key,
         group_key=f"{key}@{when}",
+    )
+
+
+RECORD_TOO_LARGE = "umbrellabot-record-too-large"
+
+
+def record_too_large(
+    facts: dict[str, str], size: int, limit: int, source_file: str | None, index: int
+) -> Alert:
+    """A record over MAX_RECORD_BYTES: copied unparsed, so no rule looked at it. CloudTrail's
+    own records are far smaller; one this size is a fault or padding meant to hide an event."""
+    event_id = facts.get("eventID")
+    return Alert(
+        event_id=event_id,
+        event_time=facts.get("eventTime"),
+        event_source=facts.get("eventSource"),
+        event_name=facts.get("eventName"),
+        principal=None,
+        identity_type=None,
+        account=facts.get("recipientAccountId"),
+        region=facts.get("awsRegion"),
+        source_ip=facts.get("sourceIPAddress"),
+        country=None,
+        user_agent=None,
+        error_code=None,
+        rule_id=RECORD_TOO_LARGE,
+        rule_title="A CloudTrail record too large to evaluate",
+        severity=Severity.HIGH,
+        runbook=(
+            f"Record {index} of this file is {size:,} bytes, over MAX_RECORD_BYTES ({limit:,}):"
+            " it was copied to the enriched output unparsed, marked with this rule in xrules,"
+            " and no other rule evaluated it. CloudTrail's records are far smaller: look at the"
+            " file for a fault, or for padding (a huge userAgent or request) meant to hide an"
+            " event from detection."
+        ),
+        author=SOURCE,
+        source_file=source_file,
+        group_key=None if event_id else f"{source_file}#{index}",
+    )
+
+
+ACCESS_DENIED = "umbrellabot-access-denied"
+
+
+def access_denied(refusal: AccessRefusal, at: float) -> Alert:
+    """S3 or KMS refused umbrellabot one prefix: its logs wait, unread, until it is allowed.
+    Told once a day per action, resource and key while it lasts."""
+    account, region = account_region_of(refusal.resource)
+    day = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
+    key = f" with the key {refusal.kms_key}" if refusal.kms_key else ""
+    return Alert(
+        event_id=None,
+        event_time=datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        event_source=SOURCE,
+        event_name="AccessDenied",
+        principal=None,
+        identity_type=None,
+        account=account,
+        region=region,
+        source_ip=None,
+        country=None,
+        user_agent=None,
+        error_code=refusal.action,
+        rule_id=ACCESS_DENIED,
+        rule_title=f"umbrellabot may not {refusal.action} on {refusal.resource}{key}",
+        severity=Severity.HIGH,
+        runbook=(
+            f"{refusal.sentence}. The logs there are not read, enriched or alerted on until"
+            " it is allowed; the other prefixes are read as usual, and the skipped files are"
+            " read in the first cycle after the permission is fixed."
+        ),
+        author=SOURCE,
+        source_file=refusal.resource,
+        group_key=f"{refusal.action}|{refusal.resource}|{refusal.kms_key}|{day}",
     )

@@ -9,6 +9,16 @@ from dataclasses import dataclass, field
 from umbrellabot.model.severity import Severity
 
 
+@dataclass(frozen=True)
+class AccessRefusal:
+    """S3 or KMS refusing one action on one prefix or key: `sentence` says it for people."""
+
+    action: str  # s3:ListBucket, s3:GetObject, kms:Decrypt...
+    resource: str  # s3://bucket/prefix-or-key
+    kms_key: str | None
+    sentence: str
+
+
 @dataclass
 class CycleReport:
     """What one cycle did; `failed` and `abandoned` carry (key, reason)."""
@@ -27,3 +37,4 @@ class CycleReport:
     insight_accounts: list[str] = field(default_factory=list)
     requests: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)  # S3 attempts that failed, by kind
+    refusals: list[AccessRefusal] = field(default_factory=list)  # prefixes skipped, refused

@@ -27,7 +27,7 @@ from umbrellabot.model.layout import (
     locate,
     normalize_prefix,
 )
-from umbrellabot.storage.ports import ObjectInfo, ObjectStore
+from umbrellabot.storage.ports import ObjectInfo, ObjectStore, S3Refused
 
 log = logging.getLogger(__name__)
 SEARCH_DEPTH = 3  # folders searched above AWSLogs/ for a custom trail prefix
@@ -38,6 +38,15 @@ LISTING_CONCURRENCY = 16
 class Discovery:
     regions: list[RegionFolder] = field(default_factory=list)
     insight_accounts: list[str] = field(default_factory=list)
+    refused: list[S3Refused] = field(default_factory=list)  # account folders S3 refused
+
+
+@dataclass
+class Listing:
+    """The log files under some folders, and the folders S3 refused to list."""
+
+    files: list[ObjectInfo] = field(default_factory=list)
+    refused: dict[str, S3Refused] = field(default_factory=dict)  # prefix -> refusal
 
 
 def _last(folder: str) -> str:
@@ -51,7 +60,11 @@ async def _account(
     org: str | None,
     out: Discovery,
 ) -> None:
-    children = {_last(folder) for folder in await s3.list_folders(prefix)}
+    try:
+        children = {_last(folder) for folder in await s3.list_folders(prefix)}
+    except S3Refused as refused:  # one account's folder: the others are still read
+        out.refused.append(refused)
+        return
     if INSIGHT in children:
         out.insight_accounts.append(account)
     if CLOUDTRAIL in children:
@@ -65,7 +78,12 @@ async def _cloudtrail(
     org: str | None,
     out: Discovery,
 ) -> None:
-    for folder in await s3.list_folders(prefix):
+    try:
+        folders = await s3.list_folders(prefix)
+    except S3Refused as refused:
+        out.refused.append(refused)
+        return
+    for folder in folders:
         region = _last(folder)
         if is_region(region):
             out.regions.append(RegionFolder(folder, account, region, org))
@@ -124,13 +142,20 @@ def day_prefixes(regions: Iterable[RegionFolder], days: Iterable[date]) -> list[
     return [region.day_prefix(day) for region in regions for day in day_list]
 
 
-async def list_log_files(s3: ObjectStore, prefixes: Iterable[str]) -> list[ObjectInfo]:
-    """The event log files under the given (day or region) folders, digests left out."""
+async def list_log_files(s3: ObjectStore, prefixes: Iterable[str]) -> Listing:
+    """The event log files under the given (day or region) folders, digests left out; a
+    folder S3 refuses to list is named in `refused`, the others are listed all the same."""
     limit = asyncio.Semaphore(LISTING_CONCURRENCY)
+    listing = Listing()
 
     async def one(prefix: str) -> list[ObjectInfo]:
         async with limit:
-            return await s3.list_objects(prefix)
+            try:
+                return await s3.list_objects(prefix)
+            except S3Refused as refused:
+                listing.refused[prefix] = refused
+                return []
 
     pages = await asyncio.gather(*(one(prefix) for prefix in prefixes))
-    return [item for page in pages for item in page if is_event_log_key(item.key)]
+    listing.files = [item for page in pages for item in page if is_event_log_key(item.key)]
+    return listing

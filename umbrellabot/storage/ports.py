@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from umbrellabot.model.alerts import Alert
-from umbrellabot.model.report import CycleReport
+from umbrellabot.model.report import AccessRefusal, CycleReport
 
 IndexedEventRow = tuple[str, str | None, str | None]  # (eventID, eventTime, xpriority)
 
@@ -26,6 +26,35 @@ class ObjectInfo:
     key: str
     etag: str | None
     size: int
+
+
+# What an ObjectStore raises (S3Bucket; LocalStore raises OS errors).
+
+
+class S3AccessError(Exception):
+    """S3 refused or cannot serve this bucket at all; str() is one sentence for the user.
+    `refusals` carries the per-prefix refusals of a cycle that found nothing readable."""
+
+    refusals: tuple[AccessRefusal, ...] = ()
+
+
+class S3Refused(S3AccessError):
+    """AccessDenied (of S3 or of the KMS key) on one key or prefix: other prefixes of the
+    bucket may still be readable. `action` is the refused IAM action (s3:GetObject,
+    kms:Decrypt), `resource` the s3:// location, `kms_key` the key's ARN when KMS refused."""
+
+    def __init__(self, sentence: str, action: str, resource: str, kms_key: str | None) -> None:
+        super().__init__(sentence)
+        self.action = action
+        self.resource = resource
+        self.kms_key = kms_key
+
+    def as_refusal(self) -> AccessRefusal:
+        return AccessRefusal(self.action, self.resource, self.kms_key, str(self))
+
+
+class S3TransientError(Exception):
+    """One request failed after botocore's retries; the file is tried again next cycle."""
 
 
 class ObjectStore(Protocol):

@@ -20,7 +20,9 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from umbrellabot.errors import one_line
 from umbrellabot.storage.aws import NO_CREDENTIALS, AssumedRole, aws_session, client_config
-from umbrellabot.storage.ports import ObjectInfo
+from umbrellabot.storage.ports import ObjectInfo, S3AccessError, S3Refused, S3TransientError
+
+__all__ = ["S3AccessError", "S3Bucket", "S3Refused", "S3TransientError", "open_bucket"]
 
 # Error codes no retry fixes: the cycle stops with one clear message instead of failing per file.
 FATAL_CODES = frozenset(
@@ -44,14 +46,6 @@ _ACTIONS = {
 DOWNLOAD_CHUNK = 1 << 20
 
 
-class S3AccessError(Exception):
-    """S3 refused or cannot serve this bucket at all; str() is one sentence for the user."""
-
-
-class S3TransientError(Exception):
-    """One request failed after botocore's retries; the file is tried again next cycle."""
-
-
 def _describe(
     err: Exception, action: str, bucket: str, where: str, setting: str = "CLOUDTRAIL_BUCKET_NAME"
 ) -> Exception:
@@ -63,8 +57,25 @@ def _describe(
         message = str(error.get("Message", "")).rstrip(".")
         if code == "NoSuchBucket":
             return S3AccessError(f"bucket {bucket!r} does not exist ({setting})")
+        resource = f"s3://{bucket}/{_quoted(where)}"
         if code in ("AccessDenied", "KMS.AccessDeniedException") and "kms:" in message:
-            return S3AccessError(_kms_refusal(message, action, bucket, where))
+            key = _KMS_KEY.search(message)
+            kms_action = _KMS_ACTION.search(message)
+            return S3Refused(
+                _kms_refusal(message, action, bucket, where),
+                kms_action.group(0) if kms_action else "kms:Decrypt",
+                resource,
+                key.group(0) if key else None,
+            )
+        if code == "AccessDenied":
+            return S3Refused(
+                f"S3 refused {action} on bucket {bucket!r}, {where}: {code}"
+                f"{': ' + message if message else ''}. Check the credentials and the IAM policy"
+                " (config/iam-policy.json)",
+                action,
+                resource,
+                None,
+            )
         if code in FATAL_CODES:
             return S3AccessError(
                 f"S3 refused {action} on bucket {bucket!r}, {where}: {code}"
@@ -73,6 +84,12 @@ def _describe(
             )
         return S3TransientError(f"{action} {where}: {code}{': ' + message if message else ''}")
     return S3TransientError(f"{action} {where}: {type(err).__name__}: {one_line(str(err))}")
+
+
+def _quoted(where: str) -> str:
+    """The key or prefix out of "key 'x'" / "prefix 'x'"."""
+    _, _, quoted = where.partition(" ")
+    return quoted.strip("'\"")
 
 
 THROTTLE_CODES = frozenset(

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -187,3 +188,23 @@ def state_count(state: Path, sql: str) -> int:
             return int(db.execute(sql).fetchone()[0])
     except sqlite3.OperationalError:
         return 0
+
+
+def run_cli_at(
+    offset: str, env: dict[str, str], *args: str, cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`umbrellabot <args>` with its clock moved by `offset` (faketime's `+7h`, `+5d`): an
+    outage or a silence, as the process lives it. faketime is the Debian package
+    (`.ci/run` installs it)."""
+    faketime = shutil.which("faketime")
+    if faketime is None:
+        pytest.fail("faketime is not installed: apt-get install faketime")
+    return subprocess.run(
+        [faketime, "-f", offset, sys.executable, "-m", "umbrellabot", *args],
+        env={**env, "FAKETIME_DONT_FAKE_MONOTONIC": "1"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

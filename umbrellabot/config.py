@@ -133,6 +133,13 @@ class Settings(BaseSettings):
         description="After a downtime, day folders listed back to the last listing, at most this"
         " many (older: the log names the backfill to run).",
     )
+    log_silence_hours: float = Field(
+        6,
+        ge=0,
+        le=24 * 366,
+        description="An account that delivers no log file (any region) for this long is an"
+        " alert, cloudtrail-delivery-silent; 0 turns it off. Not in local mode.",
+    )
     max_record_bytes: int = Field(
         16 << 20,
         ge=1024,

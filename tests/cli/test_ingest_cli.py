@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
-from builders import ACCOUNT_A, create_user, log_key, record, today
+from builders import ACCOUNT_A, create_user, days_ago, log_key, record, today
 from s3_helpers import all_keys, enriched, put
 
 
@@ -242,3 +242,31 @@ def test_retry_needs_keys_or_all_and_names_what_was_not_given_up_on(tmp_path: Pa
         check=False,
     )
     assert nothing.returncode == 1 and "no state in" in nothing.stderr
+
+
+def test_a_backfill_past_retention_alerts_only_when_asked(
+    aws_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    """The outbox that told those events once is pruned after STATE_RETENTION_DAYS: a backfill
+    that far back enriches and indexes them, and alerts only with --alerts."""
+    old_day, recent_day = days_ago(100), days_ago(10)
+    old = {**create_user("old-1"), "eventTime": f"{old_day}T10:00:00Z"}
+    recent = {**create_user("recent-1"), "eventTime": f"{recent_day}T10:00:00Z"}
+    put(s3, bucket, log_key(ACCOUNT_A, "us-east-1", old_day, "old"), [old])
+    put(s3, bucket, log_key(ACCOUNT_A, "us-east-1", recent_day, "recent"), [recent])
+
+    def outbox(state: Path) -> list[str]:
+        with sqlite3.connect(state / "umbrellabot.sqlite3") as db:
+            return sorted(row[0] for row in db.execute("SELECT event_id FROM outbox"))
+
+    quiet = cli_env(aws_env, bucket, tmp_path / "quiet", DETECTIONS_ENABLED="false")
+    done = run_cli(quiet, "backfill", "--since", f"{old_day}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "2 processed" in done.stdout and outbox(tmp_path / "quiet") == ["recent-1"]
+    with sqlite3.connect(tmp_path / "quiet" / "umbrellabot.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 2
+
+    loud = cli_env(aws_env, bucket, tmp_path / "loud", DETECTIONS_ENABLED="false")
+    done = run_cli(loud, "backfill", "--since", f"{old_day}", "--alerts", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert outbox(tmp_path / "loud") == ["old-1", "recent-1"]

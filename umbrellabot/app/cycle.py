@@ -18,6 +18,7 @@ from umbrellabot.app.delivery import flush_outbox
 from umbrellabot.app.health import Metrics
 from umbrellabot.app.ingest import FileDone
 from umbrellabot.app.services import Services, services
+from umbrellabot.app.silence import check_silence
 from umbrellabot.config import Settings
 from umbrellabot.model.own_alerts import access_denied
 from umbrellabot.model.report import AccessRefusal, CycleReport
@@ -96,6 +97,8 @@ async def cycle(
                 await flush_outbox(svc.state.outbox, svc.notifier, owner=svc.owner)
         raise
     await _alert_refusals(svc, report.refusals)
+    if days is None:
+        await _check_silence(svc)
     _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=True)
     metrics.worker_restarts.inc(svc.ingestor.pool.breaks - breaks_before)
     outcome = CycleOutcome(report)
@@ -118,6 +121,26 @@ async def cycle(
     metrics.outbox_depth.set(await asyncio.to_thread(svc.state.outbox.outbox_depth))
     metrics.last_success.set(time.time())
     return outcome
+
+
+async def _check_silence(svc: Services) -> None:
+    """LOG_SILENCE_HOURS, over the lookback listing (S3 only: off in local mode)."""
+    hours = svc.settings.log_silence_hours
+    if not hours or not svc.settings.cloudtrail_bucket_name:
+        return
+    runner = svc.ingestor
+    alerts = await asyncio.to_thread(
+        check_silence,
+        svc.state.deliveries,
+        runner.window_listing,
+        runner.window_accounts,
+        time.time(),
+        hours,
+    )
+    if alerts:
+        for alert in alerts:
+            log.warning("%s", alert.rule_title)
+        await asyncio.to_thread(svc.state.outbox.add_alerts, alerts)
 
 
 async def _alert_refusals(svc: Services, refusals: Sequence[AccessRefusal]) -> None:
@@ -176,8 +199,13 @@ async def backfill(
     console: Console,
     on_planned: Callable[[int], None] | None = None,
     on_file_done: Callable[[], None] | None = None,
+    *,
+    old_alerts: bool = False,
 ) -> tuple[Services, CycleOutcome]:
     """A historical range through the same path; files done before are skipped, so an
-    interrupted backfill is simply run again."""
+    interrupted backfill is simply run again. Events older than STATE_RETENTION_DAYS are not
+    alerted on (`old_alerts`: they are): the outbox that told them once is pruned by then."""
     async with services(settings, console) as svc:
+        if not old_alerts:
+            svc.ingestor.alerts_since = time.time() - settings.state_retention_days * 86400
         return svc, await cycle(svc, days, on_planned, on_file_done)

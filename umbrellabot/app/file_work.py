@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,8 +80,10 @@ class FileWork:
         target: Path,
         report: CycleReport,
         on_enriched: Callable[[FileDone], None] | None,
+        alerts_since: float | None = None,
     ) -> None:
-        """Raises S3AccessError (S3Refused for this key) for the cycle to handle."""
+        """Raises S3AccessError (S3Refused for this key) for the cycle to handle. Alerts of
+        events before `alerts_since` (epoch s) are dropped: the file is enriched all the same."""
         settings = self.settings
         try:
             etag = await self._download(item, source)
@@ -99,6 +102,9 @@ class FileWork:
                 countries,
                 settings.max_record_bytes,
             )
+            alerts = result.alerts
+            if alerts_since is not None:
+                alerts = [a for a in alerts if not _older(a.event_time, alerts_since)]
             destination = self.output_for(item.key)
             await self.sink.upload(target, destination)
             try:
@@ -109,7 +115,7 @@ class FileWork:
                     destination,
                     result.records,
                     result.events,
-                    result.alerts,
+                    alerts,
                 )
             except Exception:
                 await self._withdraw(destination, target)
@@ -215,3 +221,16 @@ class FileWork:
             log.warning(
                 "%s is left for the next cycle (S3 trouble, not the file's): %s", where, reason
             )
+
+
+def _older(event_time: str | None, since: float) -> bool:
+    """Whether a CloudTrail eventTime (2026-12-02T10:00:00Z) is before `since`."""
+    if not event_time:
+        return False
+    try:
+        moment = datetime.fromisoformat(event_time.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp() < since

@@ -88,6 +88,10 @@ class Ingestor:
         self.output_for = output_for or partial(output_key, settings.cloudtrail_processed_prefix)
         self.all_days = all_days
         self._stopping = False
+        # this cycle's listing of the lookback window, and the accounts read in full (silence)
+        self.window_listing: list[ObjectInfo] = []
+        self.window_accounts: set[str] = set()
+        self.alerts_since: float | None = None  # backfill: older events are not alerted on
         self._on_enriched: Callable[[FileDone], None] | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
         self.pool = EnrichmentPool(
@@ -227,6 +231,11 @@ class Ingestor:
         except BaseExceptionGroup as group:  # S3 refused us: one clear error, not a group
             raise _first_cause(group) from None
         report.refusals = [refusal.as_refusal() for refusal in refused.all]
+        if catching_up:
+            self.window_listing = listed
+            self.window_accounts = {
+                r.account for r in found.regions if not refused.covers(r.prefix)
+            } - {r.account for r in found.regions if refused.covers(r.prefix)}
         refused.raise_if_nothing_readable(found.regions)
         if catching_up and not self._stopping:  # every file of those days done or waiting
             folders = [r.prefix for r in found.regions if not refused.covers(r.prefix)]
@@ -244,6 +253,7 @@ class Ingestor:
                         self._work_dir / f"{number}.out",
                         report,
                         self._on_enriched,
+                        self.alerts_since,
                     )
         except S3Refused as refusal:  # this key's folder waits; the others go on
             refused.add(item.key, refusal)

@@ -201,6 +201,12 @@ def _service_commands(commands: Any) -> None:
     backfill.add_argument("--since", type=_date, required=True, metavar="YYYY-MM-DD")
     backfill.add_argument("--until", type=_date, metavar="YYYY-MM-DD")
     backfill.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    backfill.add_argument(
+        "--alerts",
+        action="store_true",
+        help="also alert on events older than STATE_RETENTION_DAYS (by default they are"
+        " enriched and indexed but not alerted: their alerts may have been told long ago)",
+    )
     backfill.set_defaults(handler=_service("cmd_backfill"))
 
     retry = commands.add_parser(

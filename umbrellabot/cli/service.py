@@ -115,6 +115,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                     stdout,
                     on_planned=lambda total: bar.update(task, total=total),
                     on_file_done=lambda: bar.advance(task),
+                    old_alerts=args.alerts,
                 )
             )
         _print_outcome(svc, outcome)

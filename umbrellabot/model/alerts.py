@@ -26,6 +26,8 @@ class Alert(EventFacts):
     # Alerts of scheduled detections (many events): the group key and window, which with
     # rule_id is what the outbox deduplicates on instead of the eventID.
     group_key: str | None = None
+    # A follow-up told in the thread of an earlier alert (its dedup key): "files resume".
+    reply_to: str | None = None
 
     @property
     def console_link(self) -> str | None:

@@ -119,3 +119,71 @@ def access_denied(refusal: AccessRefusal, at: float) -> Alert:
         source_file=refusal.resource,
         group_key=f"{refusal.action}|{refusal.resource}|{refusal.kms_key}|{day}",
     )
+
+
+DELIVERY_SILENT = "cloudtrail-delivery-silent"
+DELIVERY_RESUMED = "cloudtrail-delivery-resumed"
+
+
+def _utc(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def delivery_silent(account: str, last_key: str, last_modified: float, hours: float) -> Alert:
+    """No log file from `account`, in any region, for `hours`: a trail stopped outside
+    CloudTrail's own API, a broken bucket policy, a lost permission. Once per silence."""
+    account_of, region = account_region_of(last_key)
+    return Alert(
+        event_id=None,
+        event_time=_utc(last_modified),
+        event_source=SOURCE,
+        event_name="DeliverySilent",
+        principal=None,
+        identity_type=None,
+        account=account,
+        region=region if account_of == account else None,
+        source_ip=None,
+        country=None,
+        user_agent=None,
+        error_code=None,
+        rule_id=DELIVERY_SILENT,
+        rule_title=f"No CloudTrail log file from account {account} for {hours:g} hours",
+        severity=Severity.HIGH,
+        runbook=(
+            f"The last log file of account {account} (any region) was delivered at"
+            f" {_utc(last_modified)}: {last_key}. Check that its trail still logs"
+            " (`aws cloudtrail get-trail-status`), the bucket policy and the KMS key policy;"
+            " a stopped trail, a deleted trail or a lost permission look like this."
+            " A line follows in this thread when files arrive again (LOG_SILENCE_HOURS)."
+        ),
+        author=SOURCE,
+        source_file=last_key,
+        group_key=f"{account}|{last_key}",
+    )
+
+
+def delivery_resumed(account: str, silent: str, key: str, modified: float, since: float) -> Alert:
+    """Files from `account` again: told in the thread of the silence alert `silent`."""
+    hours = max(modified - since, 0) / 3600
+    return Alert(
+        event_id=None,
+        event_time=_utc(modified),
+        event_source=SOURCE,
+        event_name="DeliveryResumed",
+        principal=None,
+        identity_type=None,
+        account=account,
+        region=account_region_of(key)[1],
+        source_ip=None,
+        country=None,
+        user_agent=None,
+        error_code=None,
+        rule_id=DELIVERY_RESUMED,
+        rule_title=f"Log files from account {account} arrive again, after {hours:.1f} hours",
+        severity=Severity.HIGH,
+        runbook=f"The first new file was delivered at {_utc(modified)}: {key}.",
+        author=SOURCE,
+        source_file=key,
+        group_key=f"{account}|{key}",
+        reply_to=silent,
+    )

@@ -321,6 +321,12 @@ def cycle_summary_message(
     return Message(fallback(line), verbatim([context(f":white_check_mark: {line}")]))
 
 
+def follow_up_message(alert: Alert) -> Message:
+    """One line in the thread of an earlier alert (files resume after a silence)."""
+    line = f"{plain(alert.rule_title)}. {plain(alert.runbook)}"
+    return Message(fallback(line), verbatim([context(f":large_green_circle: {line}")]))
+
+
 def message_size(message: Message) -> int:
     """Characters Slack counts for a message: the fallback plus every text in its blocks."""
     return len(message.text) + sum(len(text) for text in _texts(message.blocks))

@@ -32,7 +32,6 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncServerErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
 from umbrellabot.model.alerts import Alert
@@ -41,16 +40,19 @@ from umbrellabot.model.severity import Severity
 from umbrellabot.slack.alert_messages import (
     alert_message,
     cycle_summary_message,
+    follow_up_message,
     rollup_message,
     rollup_replies,
 )
 from umbrellabot.slack.client import describe_error
 from umbrellabot.slack.posting import (
     IdempotentPoster,
+    Pacer,
     PostRefused,
     PostStopped,
     alert_ref,
     parent_ref,
+    post_retries,
 )
 from umbrellabot.slack.rollup import (
     RollupKey,
@@ -66,27 +68,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
-
-
-class _Pacer:
-    """At least `interval` seconds between the end of one post and the start of the next, per
-    channel (Slack allows about one message per second per channel)."""
-
-    def __init__(self, interval: float, monotonic: Clock, sleep: Sleep) -> None:
-        self._interval = interval
-        self._monotonic = monotonic
-        self._sleep = sleep
-        self._last: dict[str, float] = {}
-
-    async def wait(self, channel: str) -> None:
-        last = self._last.get(channel)
-        if last is not None:
-            delay = last + self._interval - self._monotonic()
-            if delay > 0:
-                await self._sleep(delay)
-
-    def done(self, channel: str) -> None:
-        self._last[channel] = self._monotonic()
 
 
 class SlackNotifier:
@@ -112,7 +93,7 @@ class SlackNotifier:
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.client = client
-        self._poster = IdempotentPoster(client, **_post_retries(client), sleep=sleep, clock=clock)
+        self._poster = IdempotentPoster(client, **post_retries(client), sleep=sleep, clock=clock)
         self._outbox = outbox
         self._rollups = rollups
         self.channel = channel
@@ -125,7 +106,7 @@ class SlackNotifier:
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
         self._clock = clock
-        self._pacer = _Pacer(post_interval_s, monotonic, sleep)
+        self._pacer = Pacer(post_interval_s, monotonic, sleep)
         self.posts = 0  # chat.postMessage calls Slack accepted
         self.updates = 0  # chat.update calls Slack accepted
         self.skipped = 0  # alerts below min_severity, handled without a post
@@ -167,6 +148,8 @@ class SlackNotifier:
     ) -> list[int]:
         delivered: list[int] = []
         failed: set[int] = set()
+        follow_ups = [p for p in items if p.alert.reply_to is not None]  # never rolled up
+        items = [p for p in items if p.alert.reply_to is None]
         known = await asyncio.to_thread(self._windows, channel, items, now)
         plan = plan_rollups(
             items,
@@ -175,6 +158,10 @@ class SlackNotifier:
         )
         windows = plan.windows
         try:
+            for pending in follow_ups:
+                if await self._post_follow_up(channel, pending, failed):
+                    await asyncio.to_thread(self._outbox.mark_delivered, [pending.id])
+                    delivered.append(pending.id)
             for key, pending in plan.individual:
                 if await self._post_alert(channel, pending, failed):
                     window = windows[key]
@@ -187,7 +174,7 @@ class SlackNotifier:
         except PostStopped as stop:
             self.failures += 1
             done = set(delivered) | failed
-            left = [p for p in items if p.id not in done]
+            left = [p for p in [*follow_ups, *items] if p.id not in done]
             log.warning(
                 "Slack delivery to %s stopped (%s); %d alert(s) stay in the outbox",
                 channel,
@@ -213,15 +200,38 @@ class SlackNotifier:
         message = alert_message(pending.alert)
         refs, recheck = [alert_ref(pending.alert)], pending.attempts > 0
         try:
-            await self._post(channel, message, refs=refs, recheck=recheck)
+            posted = await self._post(channel, message, refs=refs, recheck=recheck)
         except PostRefused as refused:
             log.warning("Slack refused alert %d (%s); sending it as text", pending.id, refused)
             try:
-                await self._post(channel, Message(message.text, []), refs=refs)
+                posted = await self._post(channel, Message(message.text, []), refs=refs)
             except PostRefused as again:
                 await self._fail(pending, str(again), None)
                 failed.add(pending.id)
                 return False
+        await asyncio.to_thread(self._outbox.record_message, pending.id, *posted)
+        return True
+
+    async def _post_follow_up(self, channel: str, pending: PendingAlert, failed: set[int]) -> bool:
+        """A line in the thread of the alert it follows; that alert's own message when the
+        thread is not known (never posted, or pruned)."""
+        parent_key = pending.alert.reply_to
+        parent = await asyncio.to_thread(self._outbox.message_of, parent_key or "")
+        if parent is None:
+            return await self._post_alert(channel, pending, failed)
+        refs = [alert_ref(pending.alert)]
+        try:
+            await self._post(
+                channel,
+                follow_up_message(pending.alert),
+                thread_ts=parent[1],
+                to=parent[0],
+                refs=refs,
+                recheck=pending.attempts > 0,
+            )
+        except PostRefused as refused:
+            await self._refused([pending], refused, failed)
+            return False
         return True
 
     async def _deliver_rolled(
@@ -380,13 +390,3 @@ class SlackNotifier:
             failed=len(report.failed) + len(report.abandoned),
             by_severity=report.by_severity,
         )
-
-
-def _post_retries(client: AsyncWebClient) -> dict[str, Any]:
-    """The client's own 5xx retries (count, backoff), which posting does itself, idempotently."""
-    for handler in client.retry_handlers:
-        if isinstance(handler, AsyncServerErrorRetryHandler):
-            calculator = handler.interval_calculator
-            backoff = getattr(calculator, "backoff_factor", 0.5)
-            return {"retries": handler.max_retry_count, "backoff_s": float(backoff)}
-    return {}

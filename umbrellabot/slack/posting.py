@@ -21,7 +21,10 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from umbrellabot.model.alerts import Alert, dedup_key
@@ -36,6 +39,7 @@ _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
 MAX_LIST_PAGES = 20
 
 Sleep = Callable[[float], Awaitable[Any]]
+Clock = Callable[[], float]
 
 
 class PostStopped(Exception):
@@ -199,3 +203,34 @@ class IdempotentPoster:
             if metadata.get("event_type") == METADATA_TYPE and wanted & set(told):
                 return channel, str(found.get("ts"))
         return None
+
+
+class Pacer:
+    """At least `interval` seconds between the end of one post and the start of the next, per
+    channel (Slack allows about one message per second per channel)."""
+
+    def __init__(self, interval: float, monotonic: Clock, sleep: Sleep) -> None:
+        self._interval = interval
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._last: dict[str, float] = {}
+
+    async def wait(self, channel: str) -> None:
+        last = self._last.get(channel)
+        if last is not None:
+            delay = last + self._interval - self._monotonic()
+            if delay > 0:
+                await self._sleep(delay)
+
+    def done(self, channel: str) -> None:
+        self._last[channel] = self._monotonic()
+
+
+def post_retries(client: AsyncWebClient) -> dict[str, Any]:
+    """The client's own 5xx retries (count, backoff), which posting does itself, idempotently."""
+    for handler in client.retry_handlers:
+        if isinstance(handler, AsyncServerErrorRetryHandler):
+            calculator = handler.interval_calculator
+            backoff = getattr(calculator, "backoff_factor", 0.5)
+            return {"retries": handler.max_retry_count, "backoff_s": float(backoff)}
+    return {}

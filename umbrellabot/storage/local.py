@@ -51,7 +51,8 @@ class LocalStore:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 key = path.relative_to(self.source_root).as_posix()
-                found.append(ObjectInfo(key, _etag(path), path.stat().st_size))
+                stat = path.stat()
+                found.append(ObjectInfo(key, _etag(path), stat.st_size, stat.st_mtime))
         return found
 
     def location(self, key: str) -> str:

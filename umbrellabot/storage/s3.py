@@ -191,6 +191,7 @@ class S3Bucket:
                     item["Key"],
                     str(item.get("ETag", "")).strip('"') or None,
                     int(item.get("Size", 0)),
+                    item["LastModified"].timestamp() if item.get("LastModified") else None,
                 )
                 for item in page.get("Contents", [])
             )

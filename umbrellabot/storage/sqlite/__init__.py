@@ -6,6 +6,7 @@ from pathlib import Path
 
 from umbrellabot.storage.sqlite.cycles import SqliteCycleLog
 from umbrellabot.storage.sqlite.database import DATABASE_NAME, Database
+from umbrellabot.storage.sqlite.deliveries import SqliteDeliveries
 from umbrellabot.storage.sqlite.events import SqliteEventIndex
 from umbrellabot.storage.sqlite.files import SqliteFileLedger
 from umbrellabot.storage.sqlite.outbox import SqliteOutbox
@@ -15,7 +16,7 @@ __all__ = ["DATABASE_NAME", "SqliteState"]
 
 
 class SqliteState:
-    """The five repositories of `storage.ports` over one database in `state_dir`."""
+    """The six repositories of `storage.ports` over one database in `state_dir`."""
 
     def __init__(self, state_dir: Path) -> None:
         self.database = Database(state_dir)
@@ -25,6 +26,7 @@ class SqliteState:
         self.outbox = SqliteOutbox(self.database)
         self.rollups = SqliteRollups(self.database)
         self.cycles = SqliteCycleLog(self.database)
+        self.deliveries = SqliteDeliveries(self.database)
 
     def close(self) -> None:
         self.database.close()

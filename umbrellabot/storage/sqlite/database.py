@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DATABASE_NAME = "umbrellabot.sqlite3"
 
 _SCHEMA = """
@@ -88,14 +88,22 @@ CREATE TABLE IF NOT EXISTS slack_rollups (
     updated_at REAL NOT NULL,
     PRIMARY KEY (channel, rule_id, principal, window_start)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deliveries (
+    account TEXT PRIMARY KEY,
+    last_key TEXT NOT NULL,       -- the newest log file seen of the account
+    last_modified REAL NOT NULL,  -- its LastModified
+    silent_alert TEXT             -- the dedup key of the open silence alert
+) WITHOUT ROWID;
 """
 
 # (table, column, type) added since version 2: worker deaths apart (3), claims of outbox rows by
-# one process (4)
+# one process (4), the Slack message that told an alert (5)
 _ADDED_COLUMNS = (
     ("files", "deaths", "INTEGER NOT NULL DEFAULT 0"),
     ("outbox", "claimed_by", "TEXT"),
     ("outbox", "claimed_until", "REAL"),
+    ("outbox", "message_channel", "TEXT"),
+    ("outbox", "message_ts", "TEXT"),
 )
 
 

@@ -68,6 +68,20 @@ class SqliteOutbox:
             )
         return [PendingAlert(row[0], alert_from_json(row[1]), row[2]) for row in rows]
 
+    def record_message(self, alert_id: int, channel: str, ts: str) -> None:
+        self._db.execute(
+            "UPDATE outbox SET message_channel = ?, message_ts = ? WHERE id = ?",
+            (channel, ts, alert_id),
+        )
+
+    def message_of(self, dedup_key: str) -> tuple[str, str] | None:
+        row = self._db.execute(
+            "SELECT message_channel, message_ts FROM outbox WHERE dedup_key = ?"
+            " AND message_ts IS NOT NULL",
+            (dedup_key,),
+        ).fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
     def mark_delivered(self, alert_ids: Sequence[int]) -> None:
         now = time.time()
         with self._db.transaction() as db:

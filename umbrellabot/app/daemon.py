@@ -14,6 +14,7 @@ import signal
 import time
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from rich.console import Console
@@ -22,6 +23,7 @@ from umbrellabot.app import schedule, wiring
 from umbrellabot.app.cycle import cycle
 from umbrellabot.app.delivery import DeliveryLoop
 from umbrellabot.app.health import Readiness, health_app, start_health_server
+from umbrellabot.app.projection import ProjectionWatch
 from umbrellabot.app.services import Services, services
 from umbrellabot.config import Settings
 from umbrellabot.errors import UsageError
@@ -49,6 +51,9 @@ class Daemon:
         self._signals = 0
         self._cycle: asyncio.Task[Any] | None = None
         self._delivery: DeliveryLoop | None = None
+        self._projection = ProjectionWatch(
+            partial(wiring.update_projection, settings) if settings.athena_setup_on_start else None
+        )
 
     def _on_signal(self, number: int) -> None:
         self._signals += 1
@@ -76,6 +81,8 @@ class Daemon:
             log.exception("cycle failed")
         else:
             readiness.last_success_at, readiness.last_error = time.time(), None
+            if self.settings.uses_athena() and self.settings.cloudtrail_bucket_name:
+                await self._projection.after_cycle(svc.ingestor.regions_found)
             report = outcome.report
             log.info(
                 "cycle done: %d files, %d records, %d new alerts, %d failed",

@@ -92,6 +92,7 @@ class Ingestor:
         self.window_listing: list[ObjectInfo] = []
         self.window_accounts: set[str] = set()
         self.alerts_since: float | None = None  # backfill: older events are not alerted on
+        self.regions_found: list[RegionFolder] = []  # by the last cycle's discovery
         self._on_enriched: Callable[[FileDone], None] | None = None
         self._db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="state")
         self.pool = EnrichmentPool(
@@ -169,6 +170,7 @@ class Ingestor:
             exclude=[settings.cloudtrail_processed_prefix, settings.athena_results_prefix],
         )
         report.regions = len(found.regions)
+        self.regions_found = found.regions
         report.insight_accounts = found.insight_accounts
         for account in found.insight_accounts:
             log.info("CloudTrail-Insight files of account %s are not handled yet; skipped", account)

@@ -19,7 +19,7 @@ from umbrellabot.app.delivery import ConsoleNotifier
 from umbrellabot.config import Settings, SettingsError
 from umbrellabot.enrich.geoip import CountryLookup, IpstackGeo, OfflineGeo
 from umbrellabot.errors import UsageError
-from umbrellabot.model.layout import normalize_prefix, output_key
+from umbrellabot.model.layout import RegionFolder, normalize_prefix, output_key
 from umbrellabot.query.athena_ddl import DEFAULT_START, TableLayout
 from umbrellabot.query.lookup import EventLocator
 from umbrellabot.query.queries import Engine
@@ -272,6 +272,16 @@ async def setup_table(settings: Settings, start: date = DEFAULT_START) -> list[s
     layout = await discover_layout(settings)
     async with open_athena(settings) as engine:
         return await athena_setup.setup(engine, athena_table(settings), layout, start)
+
+
+async def update_projection(settings: Settings, regions: Sequence[RegionFolder]) -> list[str]:
+    """The setup statements for the region folders a cycle found (no discovery of its own)."""
+    from umbrellabot.query import athena_setup
+
+    bucket = require_bucket(settings)
+    layout = athena_setup.layout_for(regions, settings.cloudtrail_initial_prefix, bucket)
+    async with open_athena(settings) as engine:
+        return await athena_setup.setup(engine, athena_table(settings), layout)
 
 
 # Slack

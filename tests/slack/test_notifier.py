@@ -604,3 +604,28 @@ class LoseAnswerTo:
             return result
 
         fake._m_chat_postMessage = post  # type: ignore[method-assign]
+
+
+async def test_a_follow_up_goes_in_its_alerts_thread_or_stands_alone(
+    fake: FakeSlack, state: SqliteState
+) -> None:
+    from umbrellabot.model.alerts import dedup_key
+    from umbrellabot.model.own_alerts import delivery_resumed, delivery_silent
+
+    silent = delivery_silent("111111111111", "AWSLogs/x/last.json.gz", 1_700_000_000.0, 6)
+    state.outbox.add_alerts([silent])
+    slack = notifier(settings_for(fake), state)
+    assert await flush_outbox(state.outbox, slack) == 1
+    [parent] = fake.messages_in(CHANNEL)
+    resumed = delivery_resumed(
+        "111111111111", dedup_key(silent), "AWSLogs/x/new.json.gz", 1_700_030_000.0, 1_700_000_000.0
+    )
+    orphan = delivery_resumed(
+        "222222222222", "never-posted", "AWSLogs/y/new.json.gz", 1_700_030_000.0, 1_700_000_000.0
+    )
+    state.outbox.add_alerts([resumed, orphan])
+    assert await flush_outbox(state.outbox, slack) == 2
+    [line] = fake.replies_to(parent.ts)
+    assert "arrive again, after 8.3 hours" in line.text and "new.json.gz" in line.text
+    standalone = [m for m in fake.messages_in(CHANNEL) if m.thread_ts is None]
+    assert len(standalone) == 2 and "222222222222" in all_text(standalone[1])

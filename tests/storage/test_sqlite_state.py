@@ -98,3 +98,39 @@ def test_retention_prunes_every_table_however_old_the_rows(tmp_path: Path) -> No
     assert [p.alert.event_id for p in state.outbox.pending_alerts()] == ["ev-new"]
     assert state.files.lease_owners() == set()
     state.close()
+
+
+def test_deliveries_and_alert_messages_persist_and_an_old_state_gains_them(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from umbrellabot.model.own_alerts import file_abandoned
+    from umbrellabot.storage.ports import Delivery
+
+    with sqlite3.connect(tmp_path / "umbrellabot.sqlite3") as old:  # a version-4 outbox
+        old.executescript(
+            "CREATE TABLE outbox (id INTEGER PRIMARY KEY, dedup_key TEXT NOT NULL UNIQUE,"
+            " rule_id TEXT NOT NULL, event_id TEXT, severity INTEGER NOT NULL, payload TEXT"
+            " NOT NULL, created_at REAL NOT NULL, delivered_at REAL, attempts INTEGER NOT NULL"
+            " DEFAULT 0, next_attempt_at REAL NOT NULL DEFAULT 0, last_error TEXT,"
+            " claimed_by TEXT, claimed_until REAL); PRAGMA user_version=4;"
+        )
+    store = SqliteState(tmp_path)
+    assert store.deliveries.deliveries() == {}
+    first = Delivery("111111111111", "AWSLogs/a.json.gz", 100.0)
+    store.deliveries.save_deliveries([first, Delivery("222222222222", "AWSLogs/b.json.gz", 5.0)])
+    store.deliveries.save_deliveries([Delivery("111111111111", "AWSLogs/c.json.gz", 200.0, "k")])
+    known = store.deliveries.deliveries()
+    assert known["111111111111"] == Delivery("111111111111", "AWSLogs/c.json.gz", 200.0, "k")
+    assert known["222222222222"].last_modified == 5.0
+
+    alert = file_abandoned("AWSLogs/a.json.gz", "corrupt", 1.0)
+    assert store.outbox.add_alerts([alert]) == 1
+    [pending] = store.outbox.pending_alerts()
+    assert store.outbox.message_of("nothing") is None
+    store.outbox.record_message(pending.id, "C123", "1700000000.000100")
+    from umbrellabot.model.alerts import dedup_key
+
+    assert store.outbox.message_of(dedup_key(alert)) == ("C123", "1700000000.000100")
+    store.close()

@@ -24,7 +24,7 @@ from umbrellabot.model.own_alerts import access_denied
 from umbrellabot.model.report import AccessRefusal, CycleReport
 from umbrellabot.query.detection_runs import DetectionRunError, alerts_for, run_detections
 from umbrellabot.query.detections import LATE_EVENTS, DetectionResult
-from umbrellabot.storage.ports import S3AccessError, StateBackend
+from umbrellabot.storage.ports import S3AccessError, S3Refused, StateBackend
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,9 @@ async def cycle(
     except BaseException as err:
         metrics.cycles.labels(outcome="failed").inc()
         _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=False)
-        if isinstance(err, S3AccessError) and err.refusals:  # nothing readable: told, too
-            await _alert_refusals(svc, err.refusals)
+        refusals = _refusals_of(err)
+        if refusals:  # nothing readable: told in Slack too, not only in the log
+            await _alert_refusals(svc, refusals)
             if deliver:
                 await flush_outbox(svc.state.outbox, svc.notifier, owner=svc.owner)
         raise
@@ -141,6 +142,12 @@ async def _check_silence(svc: Services) -> None:
         for alert in alerts:
             log.warning("%s", alert.rule_title)
         await asyncio.to_thread(svc.state.outbox.add_alerts, alerts)
+
+
+def _refusals_of(err: BaseException) -> tuple[AccessRefusal, ...]:
+    if isinstance(err, S3Refused):  # the trail's root itself refused
+        return (err.as_refusal(),)
+    return err.refusals if isinstance(err, S3AccessError) else ()
 
 
 async def _alert_refusals(svc: Services, refusals: Sequence[AccessRefusal]) -> None:

@@ -4,8 +4,10 @@ that it reaches the same people through the same outbox."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from umbrellabot.model.alerts import Alert
+from umbrellabot.model.facts import FACT_FIELDS
 from umbrellabot.model.layout import account_region_of
 from umbrellabot.model.report import AccessRefusal
 from umbrellabot.model.severity import Severity
@@ -14,34 +16,33 @@ FILE_ABANDONED = "umbrellabot-file-abandoned"
 SOURCE = "umbrellabot"
 
 
+def _own_alert(**values: Any) -> Alert:
+    """An alert about umbrellabot itself: high, by umbrellabot, with the event's facts it names
+    (the others none)."""
+    facts: dict[str, Any] = dict.fromkeys(FACT_FIELDS)
+    facts.update(values, event_source=SOURCE, severity=Severity.HIGH, author=SOURCE)
+    return Alert(**facts)
+
+
 def file_abandoned(key: str, reason: str, at: float) -> Alert:
     """A log file umbrellabot stopped trying: its events are not enriched, indexed or alerted
     on until someone looks. Deduplicated per file and moment given up."""
     account, region = account_region_of(key)
     when = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return Alert(
-        event_id=None,
+    return _own_alert(
         event_time=when,
-        event_source=SOURCE,
         event_name="FileAbandoned",
-        principal=None,
-        identity_type=None,
         account=account,
         region=region,
-        source_ip=None,
-        country=None,
-        user_agent=None,
         error_code=reason[:200],
         rule_id=FILE_ABANDONED,
         rule_title="A CloudTrail log file was given up on",
-        severity=Severity.HIGH,
         runbook=(
             f"umbrellabot could not process this file and stopped trying: {reason}. Its events"
             " are not enriched, indexed or alerted on. Look at the file, fix what is wrong"
             f" (permissions, the file itself, the worker's memory), then run `umbrellabot retry"
             f" {key}` (or `umbrellabot retry --all`)."
         ),
-        author=SOURCE,
         source_file=key,
         group_key=f"{key}@{when}",
     )
@@ -56,22 +57,16 @@ def record_too_large(
     """A record over MAX_RECORD_BYTES: copied unparsed, so no rule looked at it. CloudTrail's
     own records are far smaller; one this size is a fault or padding meant to hide an event."""
     event_id = facts.get("eventID")
-    return Alert(
+    return _own_alert(
         event_id=event_id,
         event_time=facts.get("eventTime"),
         event_source=facts.get("eventSource"),
         event_name=facts.get("eventName"),
-        principal=None,
-        identity_type=None,
         account=facts.get("recipientAccountId"),
         region=facts.get("awsRegion"),
         source_ip=facts.get("sourceIPAddress"),
-        country=None,
-        user_agent=None,
-        error_code=None,
         rule_id=RECORD_TOO_LARGE,
         rule_title="A CloudTrail record too large to evaluate",
-        severity=Severity.HIGH,
         runbook=(
             f"Record {index} of this file is {size:,} bytes, over MAX_RECORD_BYTES ({limit:,}):"
             " it was copied to the enriched output unparsed, marked with this rule in xrules,"
@@ -79,7 +74,6 @@ def record_too_large(
             " file for a fault, or for padding (a huge userAgent or request) meant to hide an"
             " event from detection."
         ),
-        author=SOURCE,
         source_file=source_file,
         group_key=None if event_id else f"{source_file}#{index}",
     )
@@ -94,28 +88,19 @@ def access_denied(refusal: AccessRefusal, at: float) -> Alert:
     account, region = account_region_of(refusal.resource)
     day = datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d")
     key = f" with the key {refusal.kms_key}" if refusal.kms_key else ""
-    return Alert(
-        event_id=None,
+    return _own_alert(
         event_time=datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        event_source=SOURCE,
         event_name="AccessDenied",
-        principal=None,
-        identity_type=None,
         account=account,
         region=region,
-        source_ip=None,
-        country=None,
-        user_agent=None,
         error_code=refusal.action,
         rule_id=ACCESS_DENIED,
         rule_title=f"umbrellabot may not {refusal.action} on {refusal.resource}{key}",
-        severity=Severity.HIGH,
         runbook=(
             f"{refusal.sentence}. The logs there are not read, enriched or alerted on until"
             " it is allowed; the other prefixes are read as usual, and the skipped files are"
             " read in the first cycle after the permission is fixed."
         ),
-        author=SOURCE,
         source_file=refusal.resource,
         group_key=f"{refusal.action}|{refusal.resource}|{refusal.kms_key}|{day}",
     )
@@ -133,22 +118,13 @@ def delivery_silent(account: str, last_key: str, last_modified: float, hours: fl
     """No log file from `account`, in any region, for `hours`: a trail stopped outside
     CloudTrail's own API, a broken bucket policy, a lost permission. Once per silence."""
     account_of, region = account_region_of(last_key)
-    return Alert(
-        event_id=None,
+    return _own_alert(
         event_time=_utc(last_modified),
-        event_source=SOURCE,
         event_name="DeliverySilent",
-        principal=None,
-        identity_type=None,
         account=account,
         region=region if account_of == account else None,
-        source_ip=None,
-        country=None,
-        user_agent=None,
-        error_code=None,
         rule_id=DELIVERY_SILENT,
         rule_title=f"No CloudTrail log file from account {account} for {hours:g} hours",
-        severity=Severity.HIGH,
         runbook=(
             f"The last log file of account {account} (any region) was delivered at"
             f" {_utc(last_modified)}: {last_key}. Check that its trail still logs"
@@ -156,7 +132,6 @@ def delivery_silent(account: str, last_key: str, last_modified: float, hours: fl
             " a stopped trail, a deleted trail or a lost permission look like this."
             " A line follows in this thread when files arrive again (LOG_SILENCE_HOURS)."
         ),
-        author=SOURCE,
         source_file=last_key,
         group_key=f"{account}|{last_key}",
     )
@@ -165,24 +140,14 @@ def delivery_silent(account: str, last_key: str, last_modified: float, hours: fl
 def delivery_resumed(account: str, silent: str, key: str, modified: float, since: float) -> Alert:
     """Files from `account` again: told in the thread of the silence alert `silent`."""
     hours = max(modified - since, 0) / 3600
-    return Alert(
-        event_id=None,
+    return _own_alert(
         event_time=_utc(modified),
-        event_source=SOURCE,
         event_name="DeliveryResumed",
-        principal=None,
-        identity_type=None,
         account=account,
         region=account_region_of(key)[1],
-        source_ip=None,
-        country=None,
-        user_agent=None,
-        error_code=None,
         rule_id=DELIVERY_RESUMED,
         rule_title=f"Log files from account {account} arrive again, after {hours:.1f} hours",
-        severity=Severity.HIGH,
         runbook=f"The first new file was delivered at {_utc(modified)}: {key}.",
-        author=SOURCE,
         source_file=key,
         group_key=f"{account}|{key}",
         reply_to=silent,

@@ -363,6 +363,12 @@ def done_files(state: Path) -> int:
     return state_count(state, "SELECT count(*) FROM files WHERE status='done'")
 
 
+def second_in_flight(state: Path) -> bool:
+    """The small file done and the next one (the cycle's file 1) downloaded into the work
+    folder: in flight, so a signal now finds it there (a positive signal, not a guess)."""
+    return done_files(state) >= 1 and any(state.glob("work/*/1.in"))
+
+
 async def group_gone(running: Running, timeout: float = 10) -> bool:
     """No process of the daemon's group is left (the enrichment workers included)."""
     deadline = time.monotonic() + timeout
@@ -384,7 +390,7 @@ async def test_sigterm_mid_cycle_finishes_the_file_in_flight_then_a_restart_the_
     state = tmp_path / "state"
     env = local_env(tmp_path, CLOUDTRAIL_LOCAL_PATH=str(trail), S3_CONCURRENCY="1")
     first = launch(env, "run")
-    await first.wait_until(lambda: done_files(state) >= 1, STARTUP_S, "the small file done")
+    await first.wait_until(lambda: second_in_flight(state), STARTUP_S, "the next file in flight")
     code, took = await first.stop()  # a big one is in flight
     print(f"\nSIGTERM mid-cycle to exit: {took:.2f} s")
     assert code == 0, first.stderr()
@@ -415,7 +421,7 @@ async def test_ctrl_c_in_a_terminal_stops_cleanly(
         tmp_path, CLOUDTRAIL_LOCAL_PATH=str(trail), S3_CONCURRENCY="1", ENRICH_WORKERS=workers
     )
     daemon = launch(env, "run")
-    await daemon.wait_until(lambda: done_files(state) >= 1, STARTUP_S, "the small file done")
+    await daemon.wait_until(lambda: second_in_flight(state), STARTUP_S, "the next file in flight")
     os.killpg(daemon.process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     code = await daemon.exited(30)
     assert "SIGINT: finishing the files in flight, then exiting" in daemon.messages()
@@ -437,7 +443,7 @@ async def test_shutdown_timeout_cuts_a_long_file_short(
         SHUTDOWN_TIMEOUT_S=str(budget),
     )
     daemon = launch(env, "run")
-    await daemon.wait_until(lambda: done_files(state) >= 1, STARTUP_S, "the small file done")
+    await daemon.wait_until(lambda: second_in_flight(state), STARTUP_S, "the next file in flight")
     code, took = await daemon.stop()  # the big one is in flight, longer than the budget
     print(f"\nSIGTERM with SHUTDOWN_TIMEOUT_S={budget:.0f} to exit: {took:.2f} s")
     assert code == 0, daemon.stderr()
@@ -462,7 +468,7 @@ async def test_a_second_signal_exits_at_once(
     state = tmp_path / "state"
     env = local_env(tmp_path, CLOUDTRAIL_LOCAL_PATH=str(trail), S3_CONCURRENCY="1")
     daemon = launch(env, "run")
-    await daemon.wait_until(lambda: done_files(state) >= 1, STARTUP_S, "the small file done")
+    await daemon.wait_until(lambda: second_in_flight(state), STARTUP_S, "the next file in flight")
     daemon.process.send_signal(signal.SIGTERM)  # the big one is in flight
     await daemon.wait_until(
         lambda: "SIGTERM: finishing the files in flight, then exiting" in daemon.messages(False),

@@ -235,9 +235,8 @@ class Ingestor:
         report.refusals = [refusal.as_refusal() for refusal in refused.all]
         if catching_up:
             self.window_listing = listed
-            self.window_accounts = {
-                r.account for r in found.regions if not refused.covers(r.prefix)
-            } - {r.account for r in found.regions if refused.covers(r.prefix)}
+            partly_refused = {r.account for r in found.regions if refused.covers(r.prefix)}
+            self.window_accounts = {r.account for r in found.regions} - partly_refused
         refused.raise_if_nothing_readable(found.regions)
         if catching_up and not self._stopping:  # every file of those days done or waiting
             folders = [r.prefix for r in found.regions if not refused.covers(r.prefix)]
@@ -297,20 +296,21 @@ class _Refused:
 
     def __init__(self, accounts: list[S3Refused], folders: dict[str, S3Refused]) -> None:
         self.all: list[S3Refused] = list(accounts)
-        self._prefixes = {_folder_of(r.resource) for r in accounts}
+        self._accounts = tuple(_folder_of(r.resource) for r in accounts)  # account folders
+        self._regions: set[str] = set()  # region folders
         for prefix, refusal in folders.items():  # one per region folder, not per day folder
             self.add(prefix, refusal)
 
     def covers(self, key: str) -> bool:
-        """Whether `key` (or a folder) lies in a refused folder."""
-        return any(key.startswith(prefix) for prefix in self._prefixes)
+        """Whether `key` (or a folder) lies in a refused folder; a set lookup per file."""
+        return region_folder_of(key) in self._regions or key.startswith(self._accounts)
 
     def add(self, key: str, refusal: S3Refused) -> bool:
         """A key or prefix S3 or KMS refused; False when its folder was refused already."""
         folder = region_folder_of(key) or key
-        if folder in self._prefixes:
+        if folder in self._regions:
             return False
-        self._prefixes.add(folder)
+        self._regions.add(folder)
         self.all.append(refusal)
         return True
 

@@ -13,7 +13,8 @@ from s3_helpers import all_keys, enriched, put
 
 from umbrellabot.app import services, wiring
 from umbrellabot.config import Settings
-from umbrellabot.query.athena_ddl import TableLayout
+from umbrellabot.query import athena_setup
+from umbrellabot.query.athena_ddl import DEFAULT_START, TableLayout
 
 ROLE = "arn:aws:iam::123456789012:role/log-archive-reader"  # moto's account: its buckets
 
@@ -69,6 +70,8 @@ async def test_a_log_archive_bucket_is_read_as_the_role_and_written_elsewhere(
 
 def test_the_table_reads_the_processed_bucket_and_results_go_to_theirs(tmp_path: Path) -> None:
     settings = settings_for("trail", "copies", "results", tmp_path)
-    ddl = wiring.table_ddl(settings, TableLayout("", None, (ACCOUNT_A,)))
+    table = wiring.athena_table(settings)
+    layouts = [TableLayout("", None, (ACCOUNT_A,))]
+    [ddl] = athena_setup.table_ddls(athena_setup.tables_for(table, layouts), table, DEFAULT_START)
     assert "LOCATION 's3://copies/processed/AWSLogs/" in ddl and "s3://trail/" not in ddl
     assert wiring.results_location(settings) == "s3://results/athena-results/"

@@ -1,22 +1,27 @@
-"""A new account or region in the trail reaches the Athena table's projection: updated by the
-daemon itself with ATHENA_SETUP_ON_START (against moto's Athena), else one line per account
-naming the command."""
+"""A new account, region or layout in the trail's bucket reaches Athena: the projection updated
+(and a new layout's table made) by the daemon itself with ATHENA_SETUP_ON_START (against moto's
+Athena), else one line per account naming the command."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from builders import ACCOUNT_A, ACCOUNT_B, create_user, log_key, today
 from daemon_harness import Running, clean_env, free_port
+from glue_catalog import executions, play_new_ddl
 from s3_helpers import put
 
 from umbrellabot.app.projection import ProjectionWatch
 from umbrellabot.errors import UsageError
 from umbrellabot.model.layout import RegionFolder
+
+ORG = "o-abcd123456"
 
 
 def folder(account: str, region: str) -> RegionFolder:
@@ -58,9 +63,14 @@ async def test_with_setup_the_projection_is_updated_and_a_failure_tried_again() 
 
 
 @pytest.mark.timeout(120)
-async def test_the_daemon_adds_a_new_account_to_the_projection(
+async def test_the_daemon_adds_a_new_account_and_a_new_layout(
     aws_env: dict[str, str], s3: Any, bucket: str, tmp_path: Path, launch: Callable[..., Running]
 ) -> None:
+    endpoint = aws_env["AWS_ENDPOINT_URL"]
+    athena = boto3.client("athena", endpoint_url=endpoint, region_name="us-east-1")
+    glue = boto3.client("glue", endpoint_url=endpoint, region_name="us-east-1")
+    played = executions(athena)  # other tests' statements on the shared server stay unplayed
+    database = f"trails_{uuid.uuid4().hex[:8]}"
     put(s3, bucket, log_key(ACCOUNT_A, "us-east-1", today(), "a"), [create_user()])
     env = clean_env(
         **{
@@ -69,6 +79,7 @@ async def test_the_daemon_adds_a_new_account_to_the_projection(
             "STATE_DIR": str(tmp_path / "state"),
             "QUERY_ENGINE": "athena",
             "ATHENA_SETUP_ON_START": "true",
+            "ATHENA_DATABASE": database,
             "DETECTIONS_ENABLED": "false",
             "POLL_INTERVAL": "1",
             "LOG_FORMAT": "json",
@@ -87,5 +98,19 @@ async def test_the_daemon_adds_a_new_account_to_the_projection(
     await daemon.wait_until(lambda: bool(updated()), 60, "the projection updated")
     text = " ".join(updated())
     assert f"projection set to accounts {ACCOUNT_A}, {ACCOUNT_B}," in text
+
+    # An organization trail starts beside the per-account one: a table of its own, while the
+    # per-account trail's table keeps reading what it read (Athena's DDL played into Glue).
+    play_new_ddl(athena, glue, played)
+    put(s3, bucket, log_key(ACCOUNT_B, "us-east-1", today(), "c", org=ORG), [create_user()])
+    made = f"cloudtrail_enriched__o_abcd123456: created if missing, reads AWSLogs/{ORG}/"
+
+    def layout_table() -> bool:
+        return any(made in line for line in updated())
+
+    await daemon.wait_until(layout_table, 60, "the new layout's table made")
+    [summary] = [line for line in updated() if "one table each" in line]
+    assert f"{database}.cloudtrail_enriched reads AWSLogs/;" in summary  # still the per-account's
+    assert f"{database}.cloudtrail_enriched__o_abcd123456 reads AWSLogs/{ORG}/," in summary
     code, _ = await daemon.stop()
     assert code == 0, daemon.stderr()

@@ -30,11 +30,15 @@ WORKGROUP = f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/primary"
 CATALOG = f"arn:aws:glue:{REGION}:{ACCOUNT}:catalog"
 DATABASE = f"arn:aws:glue:{REGION}:{ACCOUNT}:database/default"
 TABLE = f"arn:aws:glue:{REGION}:{ACCOUNT}:table/default/cloudtrail_enriched"
+# Another layout's table (query/athena_layouts.py)
+LAYOUT_TABLE = f"arn:aws:glue:{REGION}:{ACCOUNT}:table/default/cloudtrail_enriched__awslogs"
 # Athena reads the table and writes results with the caller's permissions.
 ATHENA_READS = [
     ("glue:GetDatabase", DATABASE),
     ("glue:GetTable", TABLE),
     ("glue:GetPartitions", TABLE),
+    ("glue:GetTable", LAYOUT_TABLE),
+    ("glue:GetPartitions", LAYOUT_TABLE),
     ("glue:GetTable", CATALOG),
     ("s3:ListBucket", BUCKET_ARN),
     ("s3:GetBucketLocation", BUCKET_ARN),
@@ -56,8 +60,10 @@ NEEDS: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("athena:StartQueryExecution", WORKGROUP),
         *ATHENA_READS,
         ("glue:CreateTable", DATABASE),
+        ("glue:CreateTable", LAYOUT_TABLE),
         ("glue:CreateDatabase", CATALOG),
         ("glue:UpdateTable", TABLE),
+        ("glue:UpdateTable", LAYOUT_TABLE),
     ],
     ("athena", "get_query_execution"): [("athena:GetQueryExecution", WORKGROUP)],
     ("athena", "get_query_results"): [
@@ -65,8 +71,15 @@ NEEDS: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("s3:GetObject", RESULTS),
     ],
     ("athena", "stop_query_execution"): [("athena:StopQueryExecution", WORKGROUP)],
+    # Which layouts' tables exist (query/athena_catalog.py)
+    ("glue", "get_tables"): [
+        ("glue:GetTables", CATALOG),
+        ("glue:GetTables", DATABASE),
+        ("glue:GetTables", TABLE),
+        ("glue:GetTables", LAYOUT_TABLE),
+    ],
 }
-SERVICE_OF_MODULE = {"s3.py": "s3", "athena.py": "athena"}
+SERVICE_OF_MODULE = {"s3.py": "s3", "athena.py": "athena", "athena_catalog.py": "glue"}
 _CALL = re.compile(r"""_call\(\s*["']([a-z0-9_]+)["']""")
 
 
@@ -131,6 +144,11 @@ def test_least_privilege() -> None:
     assert not allowed(
         "athena:StartQueryExecution", f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/other"
     )
+    # Only umbrellabot's own tables: another table of the database stays out of reach, also
+    # for glue:GetTables, which returns only the tables the policy allows.
+    for other in ("cloudtrail_enriched_backup", "billing"):
+        for action in ("glue:GetTable", "glue:GetTables", "glue:UpdateTable"):
+            assert not allowed(action, f"arn:aws:glue:{REGION}:{ACCOUNT}:table/default/{other}")
 
 
 def test_kms_is_allowed_only_through_s3_of_the_region() -> None:

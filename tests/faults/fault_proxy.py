@@ -6,7 +6,9 @@
   then the connection closed (no client retries a body it already started to read);
 - `kms`: 403 with the AccessDenied error S3 returns when the caller may not use the bucket's
   KMS key;
-- `denied`: 403 AccessDenied, as S3 answers what the IAM or bucket policy does not allow.
+- `denied`: 403 AccessDenied, as S3 answers what the IAM or bucket policy does not allow; for a
+  JSON-protocol service (Glue: the operation is the `X-Amz-Target` header's), 400
+  AccessDeniedException, as those answer it.
 
 `applies(operation, key)` narrows the faults to some keys (for a listing: its prefix).
 
@@ -49,8 +51,20 @@ Rates = Mapping[str, Mapping[str, float]]  # operation -> fault -> probability
 Selector = Callable[[str, str], bool]  # (operation, key) -> whether faults apply
 
 
+JSON_DENIED = (
+    b'{"__type": "AccessDeniedException", "Message": "User: arn:aws:sts::123456789012:'
+    b"assumed-role/umbrellabot/i-0abc is not authorized to perform: glue:GetTables on resource:"
+    b" arn:aws:glue:us-east-1:123456789012:catalog because no identity-based policy allows the"
+    b' glue:GetTables action"}'
+)
+
+
 def operation_of(request: web.Request) -> tuple[str, str]:
-    """(S3 operation, object key) of a path-style request."""
+    """(operation, object key) of a JSON-protocol request (by its target) or of a path-style
+    S3 request."""
+    target = request.headers.get("X-Amz-Target")
+    if target:
+        return target.rpartition(".")[2], ""
     _, _, rest = request.path.lstrip("/").partition("/")
     if request.method == "GET" and not rest:
         if "list-type" in request.query:
@@ -120,6 +134,10 @@ class FaultProxy:
             return web.Response(status=503, body=SLOWDOWN, content_type="application/xml")
         if fault == "kms":
             return web.Response(status=403, body=KMS_DENIED, content_type="application/xml")
+        if fault == "denied" and "X-Amz-Target" in request.headers:
+            return web.Response(
+                status=400, body=JSON_DENIED, content_type="application/x-amz-json-1.1"
+            )
         if fault == "denied":
             return web.Response(status=403, body=DENIED, content_type="application/xml")
         if fault == "reset":

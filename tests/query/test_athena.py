@@ -49,9 +49,9 @@ from umbrellabot.query.athena_ddl import (
     TableLayout,
     TableLayoutError,
     create_table_ddl,
-    layout_from_folders,
     projection_update_ddl,
 )
+from umbrellabot.query.athena_layouts import layouts_from_folders
 from umbrellabot.query.queries import QueryError, QueryTimeout, TimeRange
 
 MOTO_ACCOUNT = "123456789012"
@@ -580,6 +580,7 @@ def test_ddl_parses_with_every_column_serde_and_projection() -> None:
         "storage.location.template": (
             "s3://my-bucket/processed/AWSLogs/${account}/CloudTrail/${region}/${date}"
         ),
+        "umbrellabot.layout": "AWSLogs/",
     }
 
 
@@ -600,10 +601,11 @@ async def test_projection_matches_the_processed_layout(
         s3.put_object(Bucket=bucket, Key=key, Body=log_bytes([record()]))
     settings = settings_for(bucket, tmp_path, cloudtrail_processed_prefix="enriched/x")
 
-    layout = await wiring.discover_layout(settings)  # discovery from the bucket root
+    [layout] = await wiring.discover_layouts(settings)  # discovery from the bucket root
 
     assert layout == TableLayout(trail_prefix, org, (ACCOUNT_A, ACCOUNT_B), COMMERCIAL_REGIONS)
-    _, properties = table_properties(wiring.table_ddl(settings, layout))
+    [ddl] = await wiring.table_ddls(settings, [layout])
+    _, properties = table_properties(ddl)
     template = properties["storage.location.template"]
     for key, account, region in zip(
         keys, (ACCOUNT_A, ACCOUNT_B), ("us-east-1", "eu-west-1"), strict=True
@@ -618,19 +620,8 @@ async def test_projection_matches_the_processed_layout(
 
 def test_discovered_regions_outside_the_list_are_added() -> None:
     folder = RegionFolder("AWSLogs/111111111111/CloudTrail/xx-test-9/", ACCOUNT_A, "xx-test-9")
-    layout = layout_from_folders([folder])
-    assert layout is not None and "xx-test-9" in layout.regions
-
-
-def test_two_layouts_cannot_share_a_table() -> None:
-    folders = [
-        RegionFolder(f"AWSLogs/{ACCOUNT_A}/CloudTrail/us-east-1/", ACCOUNT_A, "us-east-1"),
-        RegionFolder(
-            f"AWSLogs/{ORG}/{ACCOUNT_B}/CloudTrail/us-east-1/", ACCOUNT_B, "us-east-1", ORG
-        ),
-    ]
-    with pytest.raises(TableLayoutError, match=r"more than one layout.*CLOUDTRAIL_INITIAL_PREFIX"):
-        layout_from_folders(folders)
+    [layout] = layouts_from_folders([folder])
+    assert "xx-test-9" in layout.regions
 
 
 async def test_empty_bucket_uses_the_initial_prefix_or_says_what_to_set(
@@ -639,10 +630,10 @@ async def test_empty_bucket_uses_the_initial_prefix_or_says_what_to_set(
     named = settings_for(
         bucket, tmp_path, cloudtrail_initial_prefix=f"custom/AWSLogs/{ORG}/{ACCOUNT_B}/CloudTrail/"
     )
-    layout = await wiring.discover_layout(named)
+    [layout] = await wiring.discover_layouts(named)
     assert (layout.trail_prefix, layout.org, layout.accounts) == ("custom/", ORG, (ACCOUNT_B,))
     with pytest.raises(TableLayoutError, match="no CloudTrail logs found under"):
-        await wiring.discover_layout(settings_for(bucket, tmp_path))
+        await wiring.discover_layouts(settings_for(bucket, tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -684,6 +675,7 @@ def test_projection_update_parses() -> None:
         "storage.location.template": (
             f"s3://my-bucket/processed/AWSLogs/{ORG}/${{account}}/CloudTrail/${{region}}/${{date}}"
         ),
+        "umbrellabot.layout": f"AWSLogs/{ORG}/",
     }
 
 

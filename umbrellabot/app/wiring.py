@@ -33,6 +33,7 @@ from umbrellabot.storage.sqlite import DATABASE_NAME, SqliteState
 # and `rules` start fast.
 if TYPE_CHECKING:
     from umbrellabot.query.athena import AthenaEngine
+    from umbrellabot.query.athena_catalog import CatalogTables
     from umbrellabot.query.athena_setup import AthenaTable
     from umbrellabot.query.detections import Detection
     from umbrellabot.query.duckdb_engine import DuckDBEngine
@@ -195,23 +196,39 @@ def results_location(settings: Settings) -> str:
 
 
 @asynccontextmanager
-async def open_athena(settings: Settings, **options: Any) -> AsyncIterator[AthenaEngine]:
-    """An AthenaEngine from the settings (`options`: backoff, page_size, sleep, on_state)."""
+async def open_athena_parts(
+    settings: Settings, **options: Any
+) -> AsyncIterator[tuple[AthenaEngine, CatalogTables]]:
+    """An AthenaEngine from the settings and the Glue catalog reader it takes its tables from
+    (`options`: backoff, page_size, sleep, on_state)."""
     from umbrellabot.query.athena import AthenaEngine, athena_client
+    from umbrellabot.query.athena_catalog import CatalogTables, glue_client
 
     output = results_location(settings)
-    async with athena_client(
-        region=settings.aws_region, max_attempts=settings.s3_max_attempts
-    ) as client:
-        yield AthenaEngine(
+    region, attempts = settings.aws_region, settings.s3_max_attempts
+    async with (
+        athena_client(region=region, max_attempts=attempts) as client,
+        glue_client(region=region, max_attempts=attempts) as glue,
+    ):
+        catalog = CatalogTables(glue, database=settings.athena_database, base=settings.athena_table)
+        engine = AthenaEngine(
             client,
             database=settings.athena_database,
             table=settings.athena_table,
             workgroup=settings.athena_workgroup,
             output_location=output,
             timeout_s=settings.athena_timeout_s,
+            tables=catalog,
             **options,
         )
+        yield engine, catalog
+
+
+@asynccontextmanager
+async def open_athena(settings: Settings, **options: Any) -> AsyncIterator[AthenaEngine]:
+    """An AthenaEngine reading every layout's table the Glue catalog holds."""
+    async with open_athena_parts(settings, **options) as (engine, _):
+        yield engine
 
 
 def duckdb_engine(settings: Settings) -> DuckDBEngine:
@@ -242,8 +259,8 @@ def athena_table(settings: Settings) -> AthenaTable:
     )
 
 
-async def discover_layout(settings: Settings) -> TableLayout:
-    """The Athena table's layout from the logs in the bucket (see athena_setup.layout_for).
+async def discover_layouts(settings: Settings) -> list[TableLayout]:
+    """The layouts of the logs in the bucket, one Athena table each (athena_setup.layouts_for).
     Raises layout.LayoutError for an impossible prefix, s3.S3AccessError when S3 refuses."""
     from umbrellabot.query import athena_setup
     from umbrellabot.storage.discovery import discover
@@ -255,13 +272,20 @@ async def discover_layout(settings: Settings) -> TableLayout:
             settings.cloudtrail_initial_prefix,
             exclude=[settings.cloudtrail_processed_prefix, settings.athena_results_prefix],
         )
-    return athena_setup.layout_for(found.regions, settings.cloudtrail_initial_prefix, bucket)
+    return athena_setup.layouts_for(found.regions, settings.cloudtrail_initial_prefix, bucket)
 
 
-def table_ddl(settings: Settings, layout: TableLayout, start: date = DEFAULT_START) -> str:
+async def table_ddls(
+    settings: Settings, layouts: Sequence[TableLayout], start: date = DEFAULT_START
+) -> list[str]:
+    """The CREATE statement of each layout's table, named as setup would name them (from the
+    catalog when it can be read)."""
     from umbrellabot.query import athena_setup
 
-    return athena_setup.table_ddl(athena_table(settings), layout, start)
+    table = athena_table(settings)
+    async with open_athena_parts(settings) as (_, catalog):
+        existing = await athena_setup.existing_tables(catalog, layouts)
+    return athena_setup.table_ddls(athena_setup.tables_for(table, layouts, existing), table, start)
 
 
 async def setup_table(settings: Settings, start: date = DEFAULT_START) -> list[str]:
@@ -269,9 +293,9 @@ async def setup_table(settings: Settings, start: date = DEFAULT_START) -> list[s
     ATHENA_SETUP_ON_START run."""
     from umbrellabot.query import athena_setup
 
-    layout = await discover_layout(settings)
-    async with open_athena(settings) as engine:
-        return await athena_setup.setup(engine, athena_table(settings), layout, start)
+    layouts = await discover_layouts(settings)
+    async with open_athena_parts(settings) as (engine, catalog):
+        return await athena_setup.setup(engine, catalog, athena_table(settings), layouts, start)
 
 
 async def update_projection(settings: Settings, regions: Sequence[RegionFolder]) -> list[str]:
@@ -279,9 +303,9 @@ async def update_projection(settings: Settings, regions: Sequence[RegionFolder])
     from umbrellabot.query import athena_setup
 
     bucket = require_bucket(settings)
-    layout = athena_setup.layout_for(regions, settings.cloudtrail_initial_prefix, bucket)
-    async with open_athena(settings) as engine:
-        return await athena_setup.setup(engine, athena_table(settings), layout)
+    layouts = athena_setup.layouts_for(regions, settings.cloudtrail_initial_prefix, bucket)
+    async with open_athena_parts(settings) as (engine, catalog):
+        return await athena_setup.setup(engine, catalog, athena_table(settings), layouts)
 
 
 # Slack

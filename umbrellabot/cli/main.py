@@ -248,17 +248,20 @@ def _service_commands(commands: Any) -> None:
         )
         action.set_defaults(handler=_service(f"cmd_detections_{name}"))
 
-    athena = commands.add_parser("athena", help="the Athena table over the enriched copies")
+    athena = commands.add_parser(
+        "athena", help="the Athena table over the enriched copies (one per layout in the bucket)"
+    )
     actions = athena.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, text in (
         (
             "ddl",
-            "print CREATE EXTERNAL TABLE (partition projection) for the accounts in the bucket",
+            "print CREATE EXTERNAL TABLE (partition projection) for the accounts in the bucket,"
+            " one per layout",
         ),
         (
             "setup",
-            "create the Athena database and table if missing and update the projected"
-            " accounts; exit 3 when S3 or Athena refuses",
+            "create the Athena database and tables (one per layout) if missing and update the"
+            " projected accounts; exit 3 when S3 or Athena refuses",
         ),
     ):
         action = actions.add_parser(name, help=text, description=text)

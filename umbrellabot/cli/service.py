@@ -240,8 +240,12 @@ def cmd_athena_ddl(args: argparse.Namespace) -> int:
     wiring.require_bucket(settings)
 
     def work() -> int:
-        layout = _aws(wiring.discover_layout(settings))
-        print(wiring.table_ddl(settings, layout, args.since or DEFAULT_START))
+        layouts = _aws(wiring.discover_layouts(settings))
+        statements = _aws(wiring.table_ddls(settings, layouts, args.since or DEFAULT_START))
+        if len(statements) == 1:
+            print(statements[0])
+        else:  # one table per layout: statements Athena's console runs one at a time
+            print("\n\n".join(f"{ddl};" for ddl in statements))
         return EXIT_OK
 
     return _exit_code(work)

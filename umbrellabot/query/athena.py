@@ -1,10 +1,12 @@
 """Athena through aioboto3: the query engine over the enriched copies in S3.
 
-`AthenaEngine.run` puts the table in place of `{events}`, turns named parameters into
-positional `?` (queries.bind) and sends the values as `ExecutionParameters`, never inside the SQL
-text. It polls `GetQueryExecution` with exponential backoff; past `ATHENA_TIMEOUT_S` it calls
-`StopQueryExecution` and raises `QueryTimeout`. FAILED and CANCELLED become `QueryError` carrying
-Athena's reason. Results are read page by page (`NextToken`) and typed from the column metadata.
+`AthenaEngine.run` puts the table (with more than one layout in the bucket, every layout's table
+as one UNION ALL: athena_layouts.py, athena_catalog.py) in place of `{events}`, turns named
+parameters into positional `?` (queries.bind) and sends the values as `ExecutionParameters`,
+never inside the SQL text. It polls `GetQueryExecution` with exponential backoff; past
+`ATHENA_TIMEOUT_S` it calls `StopQueryExecution` and raises `QueryTimeout`. FAILED and
+CANCELLED become `QueryError` carrying Athena's reason. Results are read page by page
+(`NextToken`) and typed from the column metadata.
 
 What no retry can fix (access denied, bad credentials) becomes `AthenaAccessError`, one sentence
 naming the action and the workgroup, like s3.S3AccessError. Throttling and 5xx are retried by
@@ -21,11 +23,12 @@ import math
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from umbrellabot.errors import one_line
+from umbrellabot.query.athena_layouts import events_relation
 from umbrellabot.query.queries import ParamValue, Query, QueryError, QueryTimeout, Row, bind
 from umbrellabot.storage.aws import NO_CREDENTIALS, aws_session, client_config
 
@@ -50,6 +53,12 @@ _FLOAT_TYPES = frozenset({"double", "float", "real", "decimal"})
 
 StateObserver = Callable[[str, str], None]
 Sleep = Callable[[float], Any]
+
+
+class TableSource(Protocol):
+    """The tables `{events}` reads (athena_catalog.CatalogTables)."""
+
+    async def names(self) -> tuple[str, ...]: ...
 
 
 class AthenaAccessError(QueryError):
@@ -164,6 +173,7 @@ class AthenaEngine:
         page_size: int = MAX_PAGE_SIZE,
         sleep: Sleep = asyncio.sleep,
         on_state: StateObserver | None = None,
+        tables: TableSource | None = None,
     ) -> None:
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
@@ -177,14 +187,16 @@ class AthenaEngine:
         self.page_size = page_size
         self._sleep = sleep
         self._on_state = on_state
+        self._tables = tables
 
-    @property
-    def relation(self) -> str:
-        """The table as a Trino relation (names checked by the settings: no quote inside)."""
-        return f'"{self.database}"."{self.table}"'
+    async def relation(self) -> str:
+        """`{events}`: the table, or every layout's table as one UNION ALL (athena_layouts.py;
+        names checked by the settings and the catalog reader: no quote inside)."""
+        names = (self.table,) if self._tables is None else await self._tables.names()
+        return events_relation(self.database, names)
 
     async def run(self, query: Query) -> list[Row]:
-        sql = query.sql.replace("{events}", self.relation)
+        sql = query.sql.replace("{events}", await self.relation())
         text, values = bind(sql, query.all_params())
         query_id = await self._execute(
             query.name,

@@ -1,5 +1,6 @@
 """The Athena table over the enriched copies: `CREATE EXTERNAL TABLE` with partition projection.
-Pure: builds SQL text from what discovery found; no I/O.
+Pure: builds SQL text from what discovery found; no I/O. A bucket with more than one layout gets
+one table per layout (athena_layouts.py), each built here.
 
 The enriched copies sit at `CLOUDTRAIL_PROCESSED_PREFIX` + the original key, one JSON record per
 line, gzip-compressed:
@@ -34,7 +35,6 @@ enrichment's fields.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -42,15 +42,15 @@ from umbrellabot.errors import UsageError
 from umbrellabot.model import schema
 from umbrellabot.model.layout import (
     AWS_LOGS,
-    RegionFolder,
     is_account,
     is_org,
     is_region,
-    locate,
     normalize_prefix,
 )
 
 PARTITION_COLUMNS = ("account", "region", "date")
+LAYOUT_PROPERTY = "umbrellabot.layout"  # which layout a table reads (athena_layouts.py)
+TEMPLATE_PROPERTY = "storage.location.template"
 DATE_FORMAT = "yyyy/MM/dd"  # Java DateTimeFormatter pattern of the day folders
 DEFAULT_START = date(2013, 11, 1)  # CloudTrail's first month: no log can be older
 SERDE = "org.openx.data.jsonserde.JsonSerDe"
@@ -93,7 +93,7 @@ COMMERCIAL_REGIONS = (
     "us-west-2",
 )
 
-_IDENTIFIER = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+IDENTIFIER = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # Key characters that are safe inside a quoted DDL literal and a projection template.
 _PREFIX = re.compile(r"^[A-Za-z0-9!_.*()=+/-]*$")
@@ -123,8 +123,8 @@ def render_type(kind: ColumnType, indent: int = 2) -> str:
 
 
 class TableLayoutError(UsageError, ValueError):
-    """The bucket's layout cannot be described by one table; str() says what to set instead
-    (the CLI prints it and exits 2)."""
+    """The Athena table cannot be built from what was found or set; str() says what to set
+    instead (the CLI prints it and exits 2)."""
 
 
 @dataclass(frozen=True)
@@ -138,49 +138,14 @@ class TableLayout:
     accounts: tuple[str, ...]
     regions: tuple[str, ...] = COMMERCIAL_REGIONS
 
-
-def _trail_prefix(prefix: str) -> str:
-    parts = prefix.split("/")
-    if AWS_LOGS not in parts:
-        raise TableLayoutError(f"{prefix!r} is not under an {AWS_LOGS}/ folder")
-    index = parts.index(AWS_LOGS)
-    return "".join(part + "/" for part in parts[:index])
+    @property
+    def folder(self) -> str:
+        """The layout as its folder: `AWSLogs/`, `AWSLogs/o-x/`, `logs/AWSLogs/`."""
+        return layout_folder(self.trail_prefix, self.org)
 
 
-def layout_from_folders(
-    folders: Iterable[RegionFolder], regions: Sequence[str] = COMMERCIAL_REGIONS
-) -> TableLayout | None:
-    """The layout of the region folders discovery found; None when there are none. One table
-    has one location template, so every folder must share the trail prefix and organization."""
-    found = list(folders)
-    if not found:
-        return None
-    shapes = {(_trail_prefix(folder.prefix), folder.org) for folder in found}
-    if len(shapes) > 1:
-        listed = ", ".join(
-            sorted(f"{prefix}{AWS_LOGS}/{org + '/' if org else ''}" for prefix, org in shapes)
-        )
-        raise TableLayoutError(
-            f"CloudTrail logs sit under more than one layout ({listed}); one Athena table"
-            " covers one: set CLOUDTRAIL_INITIAL_PREFIX to the one to query"
-        )
-    ((trail_prefix, org),) = shapes
-    accounts = tuple(sorted({folder.account for folder in found}))
-    all_regions = tuple(sorted(set(regions) | {folder.region for folder in found}))
-    return TableLayout(trail_prefix, org, accounts, all_regions)
-
-
-def layout_from_prefix(
-    initial_prefix: str, regions: Sequence[str] = COMMERCIAL_REGIONS
-) -> TableLayout | None:
-    """The layout `CLOUDTRAIL_INITIAL_PREFIX` names when it reaches an account (for a bucket
-    without logs yet); None when it does not name one. Raises layout.LayoutError for a prefix
-    that cannot be a CloudTrail location."""
-    position = locate(initial_prefix)
-    if position.account is None:
-        return None
-    trail_prefix = _trail_prefix(normalize_prefix(initial_prefix))
-    return TableLayout(trail_prefix, position.org, (position.account,), tuple(sorted(regions)))
+def layout_folder(trail_prefix: str, org: str | None) -> str:
+    return f"{trail_prefix}{AWS_LOGS}/{org + '/' if org else ''}"
 
 
 def _check(layout: TableLayout, bucket: str, processed_prefix: str) -> None:
@@ -211,10 +176,7 @@ def _check(layout: TableLayout, bucket: str, processed_prefix: str) -> None:
 
 def logs_root(bucket: str, processed_prefix: str, layout: TableLayout) -> str:
     """The table's LOCATION: the processed copy of `AWSLogs/` (or of the organization's folder)."""
-    org = f"{layout.org}/" if layout.org else ""
-    return (
-        f"s3://{bucket}/{normalize_prefix(processed_prefix)}{layout.trail_prefix}{AWS_LOGS}/{org}"
-    )
+    return f"s3://{bucket}/{normalize_prefix(processed_prefix)}{layout.folder}"
 
 
 def location_template(bucket: str, processed_prefix: str, layout: TableLayout) -> str:
@@ -237,13 +199,14 @@ def projection_properties(
         "projection.date.range": f"{start:%Y/%m/%d},NOW",
         "projection.date.interval": "1",
         "projection.date.interval.unit": "DAYS",
-        "storage.location.template": location_template(bucket, processed_prefix, layout),
+        TEMPLATE_PROPERTY: location_template(bucket, processed_prefix, layout),
+        LAYOUT_PROPERTY: layout.folder,
     }
 
 
 def _qualified(database: str, table: str) -> str:
     for name in (database, table):
-        if not _IDENTIFIER.match(name):
+        if not IDENTIFIER.match(name):
             raise TableLayoutError(f"{name!r} is not an Athena database or table name")
     return f"`{database}`.`{table}`"
 
@@ -299,6 +262,7 @@ def projection_update_ddl(
     values = {
         "projection.account.values": ",".join(layout.accounts),
         "projection.region.values": ",".join(layout.regions),
-        "storage.location.template": location_template(bucket, processed_prefix, layout),
+        TEMPLATE_PROPERTY: location_template(bucket, processed_prefix, layout),
+        LAYOUT_PROPERTY: layout.folder,
     }
     return f"ALTER TABLE {name} SET TBLPROPERTIES (\n{_properties(values)}\n)"

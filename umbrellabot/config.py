@@ -16,6 +16,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from umbrellabot.env_check import (
+    EnvFileError,
+    check_env_file,
+    placeholder_problem,
+    warn_about_environment,
+)
 from umbrellabot.model.severity import Severity
 
 ENV_FILE_VARIABLE = "UMBRELLABOT_ENV_FILE"
@@ -329,11 +335,53 @@ def chosen_env_file() -> Path | None:
     return default if default.is_file() else None
 
 
+def setting_names() -> frozenset[str]:
+    """Every variable name a setting is read from (old aliases too), upper case."""
+    names = {ENV_FILE_VARIABLE}
+    for name, field in Settings.model_fields.items():
+        names.add(name.upper())
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {str(choice).upper() for choice in alias.choices}
+    return frozenset(names)
+
+
+def _checked_env_file(env_file: Path | None, names: frozenset[str]) -> None:
+    if env_file is None:
+        return
+    try:
+        check_env_file(env_file, names)
+    except EnvFileError as err:
+        raise SettingsError(str(err)) from None
+    except OSError as err:
+        raise SettingsError(f"cannot read {env_file}: {err.strerror or err}") from None
+
+
+def _placeholders(settings: Settings, env_file: Path | None) -> None:
+    values = {
+        "CLOUDTRAIL_BUCKET_NAME": settings.cloudtrail_bucket_name,
+        "SLACK_CHANNEL": settings.slack_channel,
+        "SLACK_BOT_TOKEN": _secret(settings.slack_bot_token),
+        "SLACK_APP_TOKEN": _secret(settings.slack_app_token),
+    }
+    for key, value in values.items():
+        problem = placeholder_problem({key: value}, _source_of(key, env_file).removeprefix("from "))
+        if problem is not None:
+            raise SettingsError(problem)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings; raises SettingsError with one line naming the variable."""
     env_file = chosen_env_file()
+    names = setting_names()
+    _checked_env_file(env_file, names)
+    warn_about_environment(names)
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
     except ValidationError as err:
         first = err.errors()[0]
         name = str(first["loc"][0]).upper() if first.get("loc") else "settings"
@@ -345,3 +393,5 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(
             f"invalid setting {name} {_source_of(name, env_file)}: {message}"
         ) from None
+    _placeholders(settings, env_file)
+    return settings

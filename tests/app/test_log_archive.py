@@ -11,7 +11,7 @@ from typing import Any
 from builders import ACCOUNT_A, create_user, log_key, record, today
 from s3_helpers import all_keys, enriched, put
 
-from umbrellabot.app import services, wiring
+from umbrellabot.app import athena_tables, services, wiring
 from umbrellabot.config import Settings
 from umbrellabot.query import athena_setup
 from umbrellabot.query.athena_ddl import DEFAULT_START, TableLayout
@@ -70,7 +70,7 @@ async def test_a_log_archive_bucket_is_read_as_the_role_and_written_elsewhere(
 
 def test_the_table_reads_the_processed_bucket_and_results_go_to_theirs(tmp_path: Path) -> None:
     settings = settings_for("trail", "copies", "results", tmp_path)
-    table = wiring.athena_table(settings)
+    table = athena_tables.athena_table(settings)
     layouts = [TableLayout("", None, (ACCOUNT_A,))]
     [ddl] = athena_setup.table_ddls(athena_setup.tables_for(table, layouts), table, DEFAULT_START)
     assert "LOCATION 's3://copies/processed/AWSLogs/" in ddl and "s3://trail/" not in ddl

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from sqlglot import exp
 
 from umbrellabot import cli
-from umbrellabot.app import wiring
+from umbrellabot.app import athena_tables
 from umbrellabot.app.wiring import open_athena
 from umbrellabot.config import Settings
 from umbrellabot.model.layout import RegionFolder, output_key
@@ -601,10 +601,10 @@ async def test_projection_matches_the_processed_layout(
         s3.put_object(Bucket=bucket, Key=key, Body=log_bytes([record()]))
     settings = settings_for(bucket, tmp_path, cloudtrail_processed_prefix="enriched/x")
 
-    [layout] = await wiring.discover_layouts(settings)  # discovery from the bucket root
+    [layout] = await athena_tables.discover_layouts(settings)  # discovery from the bucket root
 
     assert layout == TableLayout(trail_prefix, org, (ACCOUNT_A, ACCOUNT_B), COMMERCIAL_REGIONS)
-    [ddl] = await wiring.table_ddls(settings, [layout])
+    [ddl] = await athena_tables.table_ddls(settings, [layout])
     _, properties = table_properties(ddl)
     template = properties["storage.location.template"]
     for key, account, region in zip(
@@ -630,10 +630,10 @@ async def test_empty_bucket_uses_the_initial_prefix_or_says_what_to_set(
     named = settings_for(
         bucket, tmp_path, cloudtrail_initial_prefix=f"custom/AWSLogs/{ORG}/{ACCOUNT_B}/CloudTrail/"
     )
-    [layout] = await wiring.discover_layouts(named)
+    [layout] = await athena_tables.discover_layouts(named)
     assert (layout.trail_prefix, layout.org, layout.accounts) == ("custom/", ORG, (ACCOUNT_B,))
     with pytest.raises(TableLayoutError, match="no CloudTrail logs found under"):
-        await wiring.discover_layouts(settings_for(bucket, tmp_path))
+        await athena_tables.discover_layouts(settings_for(bucket, tmp_path))
 
 
 @pytest.mark.parametrize(

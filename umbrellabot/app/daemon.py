@@ -19,7 +19,7 @@ from typing import Any
 
 from rich.console import Console
 
-from umbrellabot.app import schedule, wiring
+from umbrellabot.app import athena_tables, schedule, wiring
 from umbrellabot.app.cycle import cycle
 from umbrellabot.app.delivery import DeliveryLoop
 from umbrellabot.app.health import Readiness, health_app, start_health_server
@@ -52,7 +52,9 @@ class Daemon:
         self._cycle: asyncio.Task[Any] | None = None
         self._delivery: DeliveryLoop | None = None
         self._projection = ProjectionWatch(
-            partial(wiring.update_projection, settings) if settings.athena_setup_on_start else None
+            partial(athena_tables.update_projection, settings)
+            if settings.athena_setup_on_start
+            else None
         )
 
     def _on_signal(self, number: int) -> None:
@@ -164,7 +166,7 @@ class Daemon:
         if not (self.settings.athena_setup_on_start and self.settings.uses_athena()):
             return
         try:
-            for line in await wiring.setup_table(self.settings):
+            for line in await athena_tables.setup_table(self.settings):
                 log.info("athena setup: %s", line)
         except (QueryError, S3AccessError, UsageError) as err:
             svc.metrics.errors.labels(component="athena").inc()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import date
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +18,7 @@ from umbrellabot.app.delivery import ConsoleNotifier
 from umbrellabot.config import Settings, SettingsError
 from umbrellabot.enrich.geoip import CountryLookup, IpstackGeo, OfflineGeo
 from umbrellabot.errors import UsageError
-from umbrellabot.model.layout import RegionFolder, normalize_prefix, output_key
-from umbrellabot.query.athena_ddl import DEFAULT_START, TableLayout
+from umbrellabot.model.layout import normalize_prefix, output_key
 from umbrellabot.query.lookup import EventLocator
 from umbrellabot.query.queries import Engine
 from umbrellabot.rules.rule import Rule, default_rules_path, load_rules
@@ -34,7 +32,6 @@ from umbrellabot.storage.sqlite import DATABASE_NAME, SqliteState
 if TYPE_CHECKING:
     from umbrellabot.query.athena import AthenaEngine
     from umbrellabot.query.athena_catalog import CatalogTables
-    from umbrellabot.query.athena_setup import AthenaTable
     from umbrellabot.query.detections import Detection
     from umbrellabot.query.duckdb_engine import DuckDBEngine
     from umbrellabot.slack.bot import BotConfig, SlackBot
@@ -120,6 +117,19 @@ def trail_role(settings: Settings) -> AssumedRole | None:
     return AssumedRole(settings.aws_role_arn, settings.aws_role_external_id)
 
 
+def aws_region(settings: Settings) -> str:
+    """AWS_REGION, else botocore's region; UsageError (exit 2) naming what to set when none."""
+    from umbrellabot.storage.aws import resolved_region
+
+    region = resolved_region(settings.aws_region)
+    if region is None:
+        raise UsageError(
+            "no AWS region: set AWS_REGION to the trail bucket's region (e.g. us-east-1) in .env"
+            " or the environment, or give the AWS profile a region"
+        )
+    return region
+
+
 @asynccontextmanager
 async def open_store(
     settings: Settings, *, concurrency: int | None = None, check: bool = True
@@ -133,7 +143,7 @@ async def open_store(
 
     async with open_bucket(
         settings.cloudtrail_bucket_name,
-        region=settings.aws_region,
+        region=aws_region(settings),
         concurrency=concurrency or settings.s3_concurrency,
         max_attempts=settings.s3_max_attempts,
         role=trail_role(settings),
@@ -162,7 +172,7 @@ async def open_output_store(
     )
     async with open_bucket(
         bucket,
-        region=settings.aws_region,
+        region=aws_region(settings),
         concurrency=concurrency or settings.s3_concurrency,
         max_attempts=settings.s3_max_attempts,
         setting=setting,
@@ -205,7 +215,7 @@ async def open_athena_parts(
     from umbrellabot.query.athena_catalog import CatalogTables, glue_client
 
     output = results_location(settings)
-    region, attempts = settings.aws_region, settings.s3_max_attempts
+    region, attempts = aws_region(settings), settings.s3_max_attempts
     async with (
         athena_client(region=region, max_attempts=attempts) as client,
         glue_client(region=region, max_attempts=attempts) as glue,
@@ -245,67 +255,6 @@ async def open_engine(settings: Settings) -> AsyncIterator[Engine]:
             yield engine
     else:
         yield duckdb_engine(settings)
-
-
-def athena_table(settings: Settings) -> AthenaTable:
-    from umbrellabot.query.athena_setup import AthenaTable
-
-    require_bucket(settings)
-    return AthenaTable(
-        database=settings.athena_database,
-        table=settings.athena_table,
-        bucket=settings.processed_bucket() or "",
-        processed_prefix=settings.cloudtrail_processed_prefix,
-    )
-
-
-async def discover_layouts(settings: Settings) -> list[TableLayout]:
-    """The layouts of the logs in the bucket, one Athena table each (athena_setup.layouts_for).
-    Raises layout.LayoutError for an impossible prefix, s3.S3AccessError when S3 refuses."""
-    from umbrellabot.query import athena_setup
-    from umbrellabot.storage.discovery import discover
-
-    bucket = require_bucket(settings)
-    async with open_store(settings) as store:
-        found = await discover(
-            store,
-            settings.cloudtrail_initial_prefix,
-            exclude=[settings.cloudtrail_processed_prefix, settings.athena_results_prefix],
-        )
-    return athena_setup.layouts_for(found.regions, settings.cloudtrail_initial_prefix, bucket)
-
-
-async def table_ddls(
-    settings: Settings, layouts: Sequence[TableLayout], start: date = DEFAULT_START
-) -> list[str]:
-    """The CREATE statement of each layout's table, named as setup would name them (from the
-    catalog when it can be read)."""
-    from umbrellabot.query import athena_setup
-
-    table = athena_table(settings)
-    async with open_athena_parts(settings) as (_, catalog):
-        existing = await athena_setup.existing_tables(catalog, layouts)
-    return athena_setup.table_ddls(athena_setup.tables_for(table, layouts, existing), table, start)
-
-
-async def setup_table(settings: Settings, start: date = DEFAULT_START) -> list[str]:
-    """Discovery, then the setup statements: what `umbrellabot athena setup` and the daemon's
-    ATHENA_SETUP_ON_START run."""
-    from umbrellabot.query import athena_setup
-
-    layouts = await discover_layouts(settings)
-    async with open_athena_parts(settings) as (engine, catalog):
-        return await athena_setup.setup(engine, catalog, athena_table(settings), layouts, start)
-
-
-async def update_projection(settings: Settings, regions: Sequence[RegionFolder]) -> list[str]:
-    """The setup statements for the region folders a cycle found (no discovery of its own)."""
-    from umbrellabot.query import athena_setup
-
-    bucket = require_bucket(settings)
-    layouts = athena_setup.layouts_for(regions, settings.cloudtrail_initial_prefix, bucket)
-    async with open_athena_parts(settings) as (engine, catalog):
-        return await athena_setup.setup(engine, catalog, athena_table(settings), layouts)
 
 
 # Slack

@@ -20,7 +20,7 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from umbrellabot.app import logs, render, wiring
+from umbrellabot.app import athena_tables, logs, render, wiring
 from umbrellabot.app.cycle import CycleOutcome, backfill, run_once
 from umbrellabot.app.daemon import Daemon
 from umbrellabot.app.services import Services, lookup
@@ -240,8 +240,8 @@ def cmd_athena_ddl(args: argparse.Namespace) -> int:
     wiring.require_bucket(settings)
 
     def work() -> int:
-        layouts = _aws(wiring.discover_layouts(settings))
-        statements = _aws(wiring.table_ddls(settings, layouts, args.since or DEFAULT_START))
+        layouts = _aws(athena_tables.discover_layouts(settings))
+        statements = _aws(athena_tables.table_ddls(settings, layouts, args.since or DEFAULT_START))
         if len(statements) == 1:
             print(statements[0])
         else:  # one table per layout: statements Athena's console runs one at a time
@@ -256,7 +256,7 @@ def cmd_athena_setup(args: argparse.Namespace) -> int:
     wiring.require_bucket(settings)
 
     def work() -> int:
-        for line in _aws(wiring.setup_table(settings, args.since or DEFAULT_START)):
+        for line in _aws(athena_tables.setup_table(settings, args.since or DEFAULT_START)):
             print(line)
         return EXIT_OK
 

@@ -19,6 +19,16 @@ NO_CREDENTIALS = (
 )
 
 
+def resolved_region(region: str | None) -> str | None:
+    """The region a client would use: the setting, else botocore's own (AWS_DEFAULT_REGION,
+    the profile's `region`); None when there is none, which botocore reports only later, as a
+    NoRegionError traceback from the first client."""
+    if region:
+        return region
+    found = aiobotocore.session.get_session().get_config_variable("region")
+    return str(found) if found else None
+
+
 def _timestamp(value: str | float) -> datetime:
     """botocore parses every key's LastModified with dateutil, on the event loop: a 1,000-key
     listing page cost ~100 ms of loop time. S3's XML carries ISO 8601, which the stdlib parses

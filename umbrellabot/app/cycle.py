@@ -195,8 +195,10 @@ def _report_faults(svc: Services, faults: Counter[str], *, warn: bool) -> None:
     )
 
 
-async def run_once(settings: Settings, console: Console) -> tuple[Services, CycleOutcome]:
-    async with services(settings, console) as svc:
+async def run_once(
+    settings: Settings, console: Console, *, wide: bool = False
+) -> tuple[Services, CycleOutcome]:
+    async with services(settings, console, wide=wide) as svc:
         return svc, await cycle(svc)
 
 
@@ -208,11 +210,12 @@ async def backfill(
     on_file_done: Callable[[], None] | None = None,
     *,
     old_alerts: bool = False,
+    wide: bool = False,
 ) -> tuple[Services, CycleOutcome]:
     """A historical range through the same path; files done before are skipped, so an
     interrupted backfill is simply run again. Events older than STATE_RETENTION_DAYS are not
     alerted on (`old_alerts`: they are): the outbox that told them once is pruned by then."""
-    async with services(settings, console) as svc:
+    async with services(settings, console, wide=wide) as svc:
         if not old_alerts:
             svc.ingestor.alerts_since = time.time() - settings.state_retention_days * 86400
         return svc, await cycle(svc, days, on_planned, on_file_done)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from umbrellabot.app import render
+from umbrellabot.app.alert_table import AlertTable
 from umbrellabot.app.work_files import owner_gone, process_owner
 from umbrellabot.model.report import CycleReport
 from umbrellabot.storage.ports import AlertOutbox, Notifier, PendingAlert
@@ -31,13 +31,15 @@ class ConsoleNotifier:
 
     failures = 0  # printing does not fail the way a remote service does
 
-    def __init__(self, console: Console, limit: int = 0) -> None:
+    def __init__(self, console: Console, limit: int = 0, *, wide: bool = False) -> None:
         self._console = console
         self._limit = limit
+        self._wide = wide
 
     async def deliver(self, alerts: Sequence[PendingAlert]) -> list[int]:
         if alerts:
-            self._console.print(render.alert_table([p.alert for p in alerts], self._limit))
+            table = AlertTable([p.alert for p in alerts], self._limit, wide=self._wide)
+            self._console.print(table, crop=not self._wide)
         return [p.id for p in alerts]
 
     async def post_cycle_summary(self, report: CycleReport) -> bool:

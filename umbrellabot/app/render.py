@@ -1,4 +1,5 @@
-"""Console rendering: summaries, alert tables, rule lists. Pure: builds rich renderables.
+"""Console rendering: summaries, rule lists, the story of an event (the alert table:
+alert_table.py). Pure: builds rich renderables.
 
 Everything that comes from a log is untrusted: it is shown as plain `Text` (never parsed as
 rich markup) with control characters replaced, so a crafted userAgent cannot restyle the
@@ -11,7 +12,6 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -58,36 +58,6 @@ def group_by_event(alerts: Sequence[Alert]) -> list[list[Alert]]:
     ordered = [sorted(group, key=lambda a: (-a.severity, a.rule_id)) for group in groups.values()]
     ordered.sort(key=lambda group: (-group[0].severity, group[0].event_time or ""))
     return ordered
-
-
-def alert_table(alerts: Sequence[Alert], limit: int = 0) -> RenderableType:
-    events = group_by_event(alerts)
-    shown = events[:limit] if limit > 0 else events
-    title = f"Alerts: {len(alerts)} on {len(events)} events"
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("time (UTC)", no_wrap=True)
-    table.add_column("priority", no_wrap=True)
-    for name in ("rules", "event", "principal", "source"):
-        table.add_column(name, overflow="fold")
-    table.add_column("eventID", no_wrap=True)
-    for group in shown:
-        first = group[0]
-        source = safe(first.source_ip, 45)
-        if first.country:
-            source.append(f" ({first.country})")
-        table.add_row(
-            safe(first.event_time),
-            severity_text(first.severity),
-            Text("\n").join(safe(alert.rule_id) for alert in group),
-            safe(first.action, 60),
-            safe(first.principal, 60),
-            source,
-            safe(first.event_id),
-        )
-    if len(shown) < len(events):
-        more = f"… {len(events) - len(shown)} more events not shown (--limit 0 shows all)"
-        return Group(table, Text(more, style="dim"))
-    return table
 
 
 def problem_line(
@@ -215,6 +185,10 @@ def event_story(story: EventStory, *, full_record: bool = True) -> RenderableTyp
         if not finding.at_enrichment:
             heading.append("  [matches now; not when it was enriched]", style="yellow")
         parts.append(heading)
+        for label, found in finding.context:
+            pair = Text(f"  {label}: ", style="bold")
+            pair.append_text(safe(found, 300))
+            parts.append(pair)
         lines = finding.match.lines(1)
         if finding.unless is not None:
             lines += ["  unless (must not hold):", *finding.unless.lines(2)]

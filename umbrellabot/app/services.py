@@ -58,8 +58,11 @@ class Services:
 
 
 @asynccontextmanager
-async def services(settings: Settings, console: Console) -> AsyncIterator[Services]:
-    """Everything one process needs, closed in reverse order afterwards."""
+async def services(
+    settings: Settings, console: Console, *, wide: bool = False
+) -> AsyncIterator[Services]:
+    """Everything one process needs, closed in reverse order afterwards (`wide`: the console's
+    alert table shows every column)."""
     rules = wiring.load_rule_list(settings)  # invalid rules stop here, before any I/O
     detections = wiring.load_configured_detections(settings)
     async with AsyncExitStack() as stack:
@@ -80,7 +83,7 @@ async def services(settings: Settings, console: Console) -> AsyncIterator[Servic
             all_days=not settings.cloudtrail_bucket_name,
         )
         stack.callback(runner.close)
-        notifier = wiring.notifier_for(settings, state, console, rules)
+        notifier = wiring.notifier_for(settings, state, console, rules, wide=wide)
         yield Services(settings, state, store, output, engine, rules, detections, notifier, runner)
 
 

@@ -297,13 +297,15 @@ def notifier_for(
     state: StateBackend,
     console: Console,
     rules: Sequence[Rule] = (),
+    *,
+    wide: bool = False,
     **options: Any,
 ) -> Notifier:
     """Slack when a bot token is configured, else the console (the embedded default)."""
     if settings.slack_enabled():
         channels = {rule.id: rule.channel for rule in rules if rule.channel}
         return slack_notifier(settings, state, channels, **options)
-    return ConsoleNotifier(console)
+    return ConsoleNotifier(console, wide=wide)
 
 
 def bot_config(settings: Settings) -> BotConfig:

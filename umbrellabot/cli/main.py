@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from umbrellabot import __version__
 from umbrellabot.app import render
+from umbrellabot.app.alert_table import AlertTable
 from umbrellabot.app.wiring import build_geo, load_rule_list, load_rule_set
 from umbrellabot.cli.output import (  # the exit codes are re-exported for scripts and tests
     EXIT_CANNOT_RUN,
@@ -68,7 +69,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
     stdout.print(summary_lines(summary, str(args.out)), soft_wrap=True)
     if summary.alerts:
-        stdout.print(render.alert_table(summary.alerts, args.limit))
+        stdout.print(AlertTable(summary.alerts, args.limit, wide=args.wide), crop=not args.wide)
     else:
         stdout.print(f"No alerts at or above {min_severity.label}.")
     return EXIT_FAILED if summary.failed else EXIT_OK
@@ -98,6 +99,14 @@ def cmd_rules_list(args: argparse.Namespace) -> int:
     settings = load_settings()
     stdout.print(render.rules_table(load_rule_list(settings, args.paths)))
     return EXIT_OK
+
+
+def _wide_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--wide",
+        action="store_true",
+        help="every column of the alert table, however narrow the terminal",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="show at most N events with alerts (0: all; default 100)",
     )
     scan_cmd.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    _wide_option(scan_cmd)
     scan_cmd.set_defaults(handler=cmd_scan)
 
     _service_commands(commands)
@@ -189,6 +199,7 @@ def _service_commands(commands: Any) -> None:
         " refuses.",
     )
     run.add_argument("--once", action="store_true", help="run one cycle and exit")
+    _wide_option(run)
     run.set_defaults(handler=_service("cmd_run"))
 
     backfill = commands.add_parser(
@@ -201,6 +212,7 @@ def _service_commands(commands: Any) -> None:
     backfill.add_argument("--since", type=_date, required=True, metavar="YYYY-MM-DD")
     backfill.add_argument("--until", type=_date, metavar="YYYY-MM-DD")
     backfill.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    _wide_option(backfill)
     backfill.add_argument(
         "--alerts",
         action="store_true",

@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return asyncio.run(Daemon(settings, stdout).run())
 
     def once() -> int:
-        svc, outcome = _aws(run_once(settings, stdout))
+        svc, outcome = _aws(run_once(settings, stdout, wide=args.wide))
         _print_outcome(svc, outcome)
         return EXIT_OK
 
@@ -116,6 +116,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
                     on_planned=lambda total: bar.update(task, total=total),
                     on_file_done=lambda: bar.advance(task),
                     old_alerts=args.alerts,
+                    wide=args.wide,
                 )
             )
         _print_outcome(svc, outcome)

@@ -22,6 +22,7 @@ from umbrellabot.model.own_alerts import RECORD_TOO_LARGE, record_too_large
 from umbrellabot.model.records import Event, Record
 from umbrellabot.model.schema import ENRICHMENT_FIELDS
 from umbrellabot.model.severity import Severity
+from umbrellabot.rules.context import context_of
 from umbrellabot.rules.rule import Rule
 from umbrellabot.rules.ruleset import RuleSet
 
@@ -54,6 +55,7 @@ def alert_for(event: Event, rule: Rule, source_file: str | None = None) -> Alert
         runbook=rule.runbook,
         author=rule.author,
         source_file=source_file,
+        context=context_of(rule.context, event),
     )
 
 

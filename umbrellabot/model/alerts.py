@@ -28,6 +28,8 @@ class Alert(EventFacts):
     group_key: str | None = None
     # A follow-up told in the thread of an earlier alert (its dedup key): "files resume".
     reply_to: str | None = None
+    # The rule's `context:` for this event: (label, value), what a responder needs first.
+    context: tuple[tuple[str, str], ...] = ()
 
     @property
     def console_link(self) -> str | None:
@@ -68,4 +70,5 @@ def alert_to_json(alert: Alert) -> str:
 def alert_from_json(payload: str | bytes) -> Alert:
     data = orjson.loads(payload)
     data["severity"] = Severity[data["severity"]]
+    data["context"] = tuple((str(label), str(value)) for label, value in data.get("context", ()))
     return Alert(**data)

@@ -103,6 +103,7 @@ def alerts_for(
                 runbook=detection.runbook,
                 author=detection.author,
                 group_key=result.alert_key,
+                context=(),  # a detection's alert names its group, not one event's fields
                 **fields,
             )
         )

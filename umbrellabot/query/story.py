@@ -16,6 +16,7 @@ from umbrellabot.model.facts import EventFacts
 from umbrellabot.model.records import Event, get_str
 from umbrellabot.model.schema import ENRICHMENT_FIELDS
 from umbrellabot.model.severity import Severity
+from umbrellabot.rules.context import context_of
 from umbrellabot.rules.expressions import Explanation
 from umbrellabot.rules.rule import Rule
 
@@ -28,6 +29,7 @@ class Finding:
     match: Explanation
     unless: Explanation | None
     at_enrichment: bool  # the enriched copy lists this rule in xrules
+    context: tuple[tuple[str, str], ...] = ()  # the rule's `context:` fields of this event
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ def build_story(
             rule.match.explain(event),
             rule.unless.explain(event) if rule.unless else None,
             rule.id in flagged,
+            context_of(rule.context, event),
         )
         for rule in sorted(rules, key=lambda r: -r.severity)
         if rule.enabled and rule.matches(event)

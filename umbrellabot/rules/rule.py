@@ -15,6 +15,7 @@ from umbrellabot.errors import ProblemsError
 from umbrellabot.model.records import Event
 from umbrellabot.model.severity import Severity
 from umbrellabot.rules.catalog import load_items
+from umbrellabot.rules.context import ContextField, parse_context
 from umbrellabot.rules.expressions import (
     ExpressionError,
     Node,
@@ -54,6 +55,7 @@ class Rule:
     panther_rules: tuple[str, ...] = ()
     channel: str | None = None
     unless: Node | None = None
+    context: tuple[ContextField, ...] = ()
     tests: tuple[RuleTestCase, ...] = ()
     predicate: Predicate = field(compare=False, repr=False, default=lambda event: False)
 
@@ -64,7 +66,9 @@ class Rule:
 _REQUIRED = ("id", "title", "severity", "match")
 _TEXT_KEYS = ("title", "description", "runbook", "author", "channel")
 _LIST_KEYS = ("tags", "references", "panther_rules")
-_KNOWN_KEYS = frozenset({*_REQUIRED, *_TEXT_KEYS, *_LIST_KEYS, "enabled", "unless", "tests"})
+_KNOWN_KEYS = frozenset(
+    {*_REQUIRED, *_TEXT_KEYS, *_LIST_KEYS, "enabled", "unless", "context", "tests"}
+)
 _TEST_KEYS = frozenset({"name", "expect", "record", "geo_country"})
 
 
@@ -153,6 +157,7 @@ def parse_rule(spec: Mapping[str, Any], source: Path, variables: Mapping[str, An
         tags=lists.get("tags", ()),
         references=lists.get("references", ()),
         panther_rules=lists.get("panther_rules", ()),
+        context=parse_context(spec["context"]) if "context" in spec else (),
         tests=_parse_tests(spec.get("tests", [])),
         predicate=_compile(match, unless),
     )

@@ -42,6 +42,7 @@ SEVERITY_EMOJI = {
 CONSOLE_LABEL = "Open in the AWS console"
 FIELD_VALUE_MAX = 500  # one who/what/where/when value
 USER_AGENT_MAX = 1000
+CONTEXT_VALUE_MAX = 300
 RUNBOOK_MAX = 2500
 REPLY_ALERTS_MAX = 100  # alerts listed in one roll-up thread reply
 _REPLY_BLOCKS_MAX = BLOCKS_MAX - 5
@@ -141,6 +142,17 @@ def _where(alert: Alert) -> str:
     return f"{region}\n{address} ({country})"
 
 
+def context_text(pairs: Sequence[tuple[str, str]]) -> str:
+    """The rule's `context:` fields: labels (the rule's words) plain, values (the log's) code."""
+    text = "*Context*"
+    for index, (label, value) in enumerate(pairs):
+        line = f"\n{plain(label, 100)}: {code(value, CONTEXT_VALUE_MAX)}"
+        if len(text) + len(line) > SECTION_TEXT_MAX - 40:  # whole lines only: no broken span
+            return f"{text}\n… {len(pairs) - index} more"
+        text += line
+    return text
+
+
 def _rule_credit(alert: Alert) -> str:
     credit = f"Rule {code(alert.rule_id, 200)}"
     if alert.author:
@@ -182,6 +194,8 @@ def alert_message(alert: Alert) -> Message:
             ]
         ),
     ]
+    if alert.context:
+        blocks.append(section(context_text(alert.context)))
     if alert.user_agent:
         blocks.append(section(f"*User agent*\n{code(alert.user_agent, USER_AGENT_MAX)}"))
     if alert.runbook.strip():

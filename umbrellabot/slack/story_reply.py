@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from umbrellabot.query.story import EventStory, Finding, original_record, pretty_json
+from umbrellabot.slack.alert_messages import context_text
 from umbrellabot.slack.replies import inline, plain_value, severity_heading
 from umbrellabot.slack.text import (
     SECTION_TEXT_MAX,
@@ -55,7 +56,10 @@ def _finding_blocks(finding: Finding) -> list[dict[str, Any]]:
         heading += f" _(by {escape(rule.author)})_"
     if not finding.at_enrichment:
         heading += "\n_matches now; it did not when the event was enriched (the rules changed)_"
-    blocks = [section(heading), section(code_block(_explanation_text(finding), 2000))]
+    blocks = [section(heading)]
+    if finding.context:
+        blocks.append(section(context_text(finding.context)))
+    blocks.append(section(code_block(_explanation_text(finding), 2000)))
     if rule.runbook.strip():
         blocks.append(context(f"*Runbook:* {truncate(escape(rule.runbook.strip()), RUNBOOK_MAX)}"))
     return blocks

@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     )
     rules_path: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
-        description="Rule files or folders, comma-separated; empty: the packaged default pack.",
+        description="Rule files or folders, comma-separated, each over the ones before; the word"
+        " default is the packaged pack (default,./mine.yaml); empty: the packaged pack.",
     )
     allowed_countries: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["US"],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
@@ -71,17 +72,35 @@ def problem_line(
     lines.append(f"{suffix}\n")
 
 
-def rules_table(rules: Sequence[Rule]) -> RenderableType:
+def rule_origin(rule: Rule, default_root: Path | None = None) -> str:
+    """Where a rule came from: `default/<file>` for the packaged pack, else its path; and what
+    a later RULES_PATH entry did to it."""
+
+    def shown(path: Path) -> str:
+        if default_root is not None and path.is_relative_to(default_root):
+            return f"default/{path.relative_to(default_root)}"
+        return str(path)
+
+    where = shown(rule.source)
+    if rule.replaces is not None:
+        where += f" (replaces {shown(rule.replaces)})"
+    if rule.disabled_in is not None:
+        where += f" (disabled in {shown(rule.disabled_in)})"
+    return where
+
+
+def rules_table(rules: Sequence[Rule], default_root: Path | None = None) -> RenderableType:
     table = Table(title=f"Rules ({len(rules)})", title_justify="left")
-    for column in ("id", "severity", "title", "enabled", "file"):
+    for column in ("id", "severity", "title", "enabled"):
         table.add_column(column)
+    table.add_column("from", overflow="fold")
     for rule in rules:
         table.add_row(
             Text(rule.id),
             severity_text(rule.severity),
             Text(rule.title),
             "yes" if rule.enabled else "no",
-            Text(rule.source.name, style="dim"),
+            Text(rule_origin(rule, default_root), style="dim"),
         )
     return table
 

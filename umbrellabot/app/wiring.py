@@ -46,10 +46,14 @@ class SlackSettingsError(UsageError):
 # rules, detections, geo-IP
 
 
+DEFAULT_PACK = "default"  # in RULES_PATH and --rules: the packaged default pack
+
+
 def rule_paths(settings: Settings, override: Sequence[Path] | None = None) -> list[Path]:
-    if override:
-        return list(override)
-    return list(settings.rules_path) or [default_rules_path()]
+    """RULES_PATH (or --rules), each a layer over the ones before; the word `default` is the
+    packaged pack (a folder of that name: `./default`). Unset: the packaged pack alone."""
+    paths = list(override or settings.rules_path) or [Path(DEFAULT_PACK)]
+    return [default_rules_path() if str(path) == DEFAULT_PACK else path for path in paths]
 
 
 def load_rule_list(settings: Settings, override: Sequence[Path] | None = None) -> list[Rule]:

@@ -32,6 +32,7 @@ from umbrellabot.cli.output import error as _error
 from umbrellabot.config import SettingsError, load_settings
 from umbrellabot.errors import ProblemsError, UsageError
 from umbrellabot.model.severity import Severity
+from umbrellabot.rules.rule import default_rules_path
 from umbrellabot.rules.testing import run_rule_tests
 
 __all__ = ["EXIT_CANNOT_RUN", "EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
@@ -97,7 +98,8 @@ def cmd_rules_test(args: argparse.Namespace) -> int:
 
 def cmd_rules_list(args: argparse.Namespace) -> int:
     settings = load_settings()
-    stdout.print(render.rules_table(load_rule_list(settings, args.paths)))
+    rules = load_rule_list(settings, args.paths)
+    stdout.print(render.rules_table(rules, default_rules_path()), soft_wrap=False)
     return EXIT_OK
 
 
@@ -107,6 +109,34 @@ def _wide_option(command: argparse.ArgumentParser) -> None:
         action="store_true",
         help="every column of the alert table, however narrow the terminal",
     )
+
+
+def cmd_rules_new(args: argparse.Namespace) -> int:
+    from umbrellabot.rules.skeleton import skeleton
+
+    try:
+        text = skeleton(args.id)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    if args.out == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    path = Path(args.out or f"{args.id}.yaml")
+    try:
+        with path.open("x", encoding="utf-8") as out:
+            out.write(text)
+    except FileExistsError:
+        raise UsageError(
+            f"{path} exists: not overwritten (give another file, or - for stdout)"
+        ) from None
+    except OSError as err:
+        raise UsageError(f"cannot write {path}: {err.strerror or err}") from None
+    stdout.print(
+        f"wrote {path}: edit it, then `umbrellabot rules test {path}`"
+        f" and RULES_PATH=default,./{path} to load it beside the default pack",
+        soft_wrap=True,
+    )
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, handler, text in (
         ("check", cmd_rules_check, "load and validate rules; exit 1 if any is invalid"),
         ("test", cmd_rules_test, "run every rule's inline test cases; exit 1 on a failure"),
-        ("list", cmd_rules_list, "print id, severity and title of every rule"),
+        ("list", cmd_rules_list, "print every rule: id, severity, title and where it came from"),
     ):
         action = rule_actions.add_parser(name, help=text, description=text)
         action.add_argument(
@@ -175,6 +205,15 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "test":
             action.add_argument("--verbose", "-v", action="store_true", help="list passing rules")
         action.set_defaults(handler=handler)
+    new = rule_actions.add_parser(
+        "new",
+        help="write a commented rule skeleton with a matching and a non-matching test case",
+        description="Write ID.yaml in the current folder (never over an existing file): a rule"
+        " with every key explained, and test cases `rules test` passes.",
+    )
+    new.add_argument("id", metavar="ID", help="the new rule's id (also the file name)")
+    new.add_argument("out", nargs="?", metavar="FILE", help="where to write it; - for stdout")
+    new.set_defaults(handler=cmd_rules_new)
 
     return parser
 

@@ -22,6 +22,7 @@ from umbrellabot.rules.expressions import (
     Predicate,
     parse_expression,
 )
+from umbrellabot.rules.layers import Disabled, merge_layers
 
 
 class RuleError(ProblemsError):
@@ -57,6 +58,8 @@ class Rule:
     unless: Node | None = None
     context: tuple[ContextField, ...] = ()
     tests: tuple[RuleTestCase, ...] = ()
+    replaces: Path | None = None  # the file of the earlier rule of this id it replaced
+    disabled_in: Path | None = None  # the later RULES_PATH file that turned it off
     predicate: Predicate = field(compare=False, repr=False, default=lambda event: False)
 
     def matches(self, event: Event) -> bool:
@@ -163,16 +166,39 @@ def parse_rule(spec: Mapping[str, Any], source: Path, variables: Mapping[str, An
     )
 
 
-def load_rules(paths: Sequence[Path], variables: Mapping[str, Any]) -> list[Rule]:
-    """Load and check every rule under `paths`; all problems are raised together."""
+def load_layer(path: Path, variables: Mapping[str, Any]) -> list[Rule | Disabled]:
+    """One RULES_PATH entry: its rules, and the ids it disables (`{id: x, enabled: false}`)."""
+
+    def parse(spec: Mapping[str, Any], source: Path) -> Rule | Disabled:
+        if set(map(str, spec)) <= {"id", "enabled"} and spec.get("enabled") is False:
+            return Disabled(str(spec["id"]), source)
+        return parse_rule(spec, source, variables)
+
     return load_items(
-        paths,
+        [path],
         noun="rule",
         plural="rules",
-        parse=lambda spec, path: parse_rule(spec, path, variables),
+        parse=parse,
         problems_of=(ExpressionError,),
         error=RuleError,
     )
+
+
+def load_rules(paths: Sequence[Path], variables: Mapping[str, Any]) -> list[Rule]:
+    """Load and check every rule under `paths`; all problems are raised together. Each path is
+    a layer over the ones before it (`RULES_PATH=default,./mine.yaml`): a rule with an earlier
+    one's id replaces it, `{id: x, enabled: false}` turns it off; ids are unique in a layer."""
+    layers: list[list[Rule | Disabled]] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            layers.append(load_layer(path, variables))
+        except RuleError as err:
+            problems.extend(err.problems)
+    rules, problems = merge_layers(layers) if not problems else ([], problems)
+    if problems:
+        raise RuleError(problems)
+    return rules
 
 
 def default_rules_path() -> Path:

@@ -281,6 +281,13 @@ def _service_commands(commands: Any) -> None:
     )
     show.add_argument("event_id", metavar="EVENT_ID")
     show.add_argument("--json", action="store_true", help="print only the enriched record")
+    show.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        metavar="DIR",
+        help="search every enriched file in DIR (what `scan --out DIR` wrote), every day",
+    )
     show.set_defaults(handler=_service("cmd_show"))
 
     detections = commands.add_parser("detections", help="the scheduled SQL detections")

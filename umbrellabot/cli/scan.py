@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -175,6 +176,10 @@ def summary_lines(summary: ScanSummary, out_dir: str) -> RenderableType:
     )
     lines.append(f"Rule matches by severity: {counts or 'none'}\n")
     lines.append(f"Enriched copies in: {out_dir}\n")
+    example = next((alert.event_id for alert in summary.alerts if alert.event_id), None)
+    if example is not None:
+        lines.append("Everything about one event: ", style="dim")
+        lines.append(f"umbrellabot show {example} --from {shlex.quote(out_dir)}\n")
     for path, why in summary.skipped:
         problem_line(lines, "Skipped", "yellow", path, why)
     for path, reason in summary.failed:

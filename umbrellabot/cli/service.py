@@ -12,7 +12,7 @@ import contextlib
 import urllib.error
 import urllib.request
 from collections.abc import Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -39,8 +39,10 @@ from umbrellabot.model.layout import LayoutError, days_between
 from umbrellabot.query.athena_ddl import DEFAULT_START
 from umbrellabot.query.detection_runs import run_detections
 from umbrellabot.query.detections import load_detections
+from umbrellabot.query.lookup import FoundEvent, find_in_folder
 from umbrellabot.query.queries import InvalidQueryInput, QueryError
 from umbrellabot.query.story import build_story
+from umbrellabot.rules.rule import Rule
 from umbrellabot.storage.s3 import S3AccessError, S3TransientError
 
 T = TypeVar("T")
@@ -125,29 +127,57 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     return _exit_code(work)
 
 
-async def _show(settings: Settings, event_id: str, as_json: bool) -> int:
+def _searched(settings: Settings, indexed: bool) -> str:
+    """Where `show` looked, for the line that says it found nothing."""
+    today = datetime.now(UTC).date()
+    first = today - timedelta(days=settings.event_lookup_days)
+    if settings.uses_athena():
+        engine = f"the Athena table {settings.athena_database}.{settings.athena_table}"
+    else:
+        engine = f"the enriched files in {settings.enriched_local_path}"
+    places = ([f"the event index in {settings.state_dir}"] if indexed else []) + [
+        f"{engine} from {first} to {today} (EVENT_LOOKUP_DAYS={settings.event_lookup_days})"
+    ]
+    return " or ".join(places)
+
+
+async def _find(
+    settings: Settings, event_id: str, folder: Path | None
+) -> tuple[FoundEvent | None, list[Rule], str]:
+    """The event, the rules to explain it with, and where it was looked for."""
+    if folder is not None:
+        if not folder.is_dir():
+            raise UsageError(f"show --from: no such folder: {folder}")
+        rules = wiring.load_rule_list(settings)
+        found = await find_in_folder(folder, event_id)
+        return found, rules, f"any enriched file under {folder} (every day)"
     async with lookup(settings) as (locator, rules):
-        try:
-            found = await locator.find(event_id)
-        except InvalidQueryInput as err:
-            error(str(err))
-            return EXIT_USAGE
+        found = await locator.find(event_id)
+        return found, rules, _searched(settings, locator.has_index)
+
+
+async def _show(settings: Settings, event_id: str, as_json: bool, folder: Path | None) -> int:
+    try:
+        found, rules, searched = await _find(settings, event_id, folder)
+    except InvalidQueryInput as err:
+        error(str(err))
+        return EXIT_USAGE
     if found is None:
-        error(f"no event {event_id} in the index or the last {settings.event_lookup_days} days")
+        hint = "" if folder else "; an event `scan` wrote elsewhere: show EVENT_ID --from DIR"
+        error(f"no event {event_id} in {searched}{hint}")
         return EXIT_FAILED
     if as_json:
         print(orjson.dumps(found.record, option=orjson.OPT_INDENT_2).decode())
     else:
         stdout.print(render.event_story(build_story(found.record, rules, found.location)))
-        stdout.print(
-            f"(found via {'the event index' if found.via == 'index' else found.via})", style="dim"
-        )
+        via = {"index": "the event index", "folder": "a search of the folder"}
+        stdout.print(f"(found via {via.get(found.via, found.via)})", style="dim")
     return EXIT_OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     settings = load_settings()
-    return _exit_code(lambda: _aws(_show(settings, args.event_id, args.json)))
+    return _exit_code(lambda: _aws(_show(settings, args.event_id, args.json, args.from_dir)))
 
 
 def _key_of(typed: str, settings: Settings) -> str:

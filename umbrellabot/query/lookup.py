@@ -1,5 +1,6 @@
 """Finding one event by its eventID: the state index first (no query cost), otherwise the query
-engine over a bounded window; then the full record from the processed object.
+engine over a bounded window; then the full record from the processed object. `show --from DIR`
+searches a folder of enriched files instead (`find_in_folder`), every day of it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import io
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from umbrellabot.model.layout import is_log_name
 from umbrellabot.query.queries import Engine, TimeRange, event_by_id, valid_event_id
 from umbrellabot.storage.ports import EventIndex
 
@@ -44,6 +47,34 @@ def record_in(data: bytes, event_id: str) -> dict[str, Any] | None:
     return None
 
 
+def enriched_files(root: Path) -> list[Path]:
+    """Every enriched file under `root`, any layout (scan keeps its sources' relative paths),
+    never scan's `.partial-` temporaries."""
+    return sorted(
+        path
+        for path in root.rglob("*")
+        if is_log_name(path.name) and not path.name.startswith(".") and path.is_file()
+    )
+
+
+async def find_in_folder(root: Path, event_id: str) -> FoundEvent | None:
+    """The event in any enriched file under `root` (what `show --from DIR` searches: every
+    day, no index, no engine); the files are read on a worker thread."""
+    event_id = valid_event_id(event_id)
+
+    def search() -> FoundEvent | None:
+        for path in enriched_files(root):
+            try:
+                record = record_in(path.read_bytes(), event_id)
+            except (OSError, EOFError, gzip.BadGzipFile):
+                continue  # a file being written, or damaged: the others still count
+            if record is not None:
+                return FoundEvent(record, str(path), "folder")
+        return None
+
+    return await asyncio.to_thread(search)
+
+
 class EventLocator:
     def __init__(
         self,
@@ -57,6 +88,10 @@ class EventLocator:
         self._index = index
         self._engine = engine
         self._window_days = window_days
+
+    @property
+    def has_index(self) -> bool:
+        return self._index is not None
 
     async def find(self, event_id: str) -> FoundEvent | None:
         """Raises queries.InvalidQueryInput for anything that is not an eventID, before any

@@ -26,6 +26,7 @@ from umbrellabot.errors import UsageError
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.layout import AWS_LOGS, is_digest, is_insight, is_log_name
 from umbrellabot.model.severity import Severity
+from umbrellabot.query.queries import InvalidQueryInput, valid_event_id
 from umbrellabot.rules.ruleset import RuleSet
 
 
@@ -167,6 +168,14 @@ def scan(
     return summary
 
 
+def _is_event_id(text: str | None) -> bool:
+    """Only a real eventID goes into a command line for the user to paste."""
+    try:
+        return text is not None and bool(valid_event_id(text))
+    except InvalidQueryInput:
+        return False
+
+
 def summary_lines(summary: ScanSummary, out_dir: str) -> RenderableType:
     lines = Text()
     lines.append(f"Files enriched: {summary.files}", style="bold")
@@ -176,7 +185,7 @@ def summary_lines(summary: ScanSummary, out_dir: str) -> RenderableType:
     )
     lines.append(f"Rule matches by severity: {counts or 'none'}\n")
     lines.append(f"Enriched copies in: {out_dir}\n")
-    example = next((alert.event_id for alert in summary.alerts if alert.event_id), None)
+    example = next((a.event_id for a in summary.alerts if _is_event_id(a.event_id)), None)
     if example is not None:
         lines.append("Everything about one event: ", style="dim")
         lines.append(f"umbrellabot show {example} --from {shlex.quote(out_dir)}\n")

@@ -148,7 +148,28 @@ MORNING = [  # routine work, one new user, one admin grant
     ),
     event(5, "08:07:10", "s3.amazonaws.com", "ListBuckets", DEPLOY, "AWS Internal"),
 ]
-AFTERNOON = [  # someone from abroad turns things off
+GUESSES = [  # password guessing from abroad: six failed sign-ins in five minutes
+    event(
+        13 + n,
+        f"14:0{n + 2}:05",
+        "signin.amazonaws.com",
+        "ConsoleLogin",
+        {**identity("IAMUser", user), "principalId": "", "arn": "", "accessKeyId": ""},
+        "81.2.69.142",
+        eventType="AwsConsoleSignIn",
+        userAgent="Mozilla/5.0 (X11; Linux x86_64) Firefox/132.0",
+        errorMessage="Failed authentication",
+        responseElements={"ConsoleLogin": "Failure"},
+        additionalEventData={
+            "LoginTo": "https://console.aws.amazon.com/console/home",
+            "MobileVersion": "No",
+            "MFAUsed": "No",
+        },
+    )
+    for n, user in enumerate(["alice", "admin", "alice", "backup", "ops", "alice"])
+]
+AFTERNOON = [  # someone from abroad guesses passwords, then turns things off
+    *GUESSES,
     event(
         6,
         "14:20:00",

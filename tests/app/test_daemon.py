@@ -290,7 +290,7 @@ async def test_local_mode_end_to_end_on_the_sample_data(
     )
     await daemon.wait_until(lambda: answers(daemon.url("/readyz")), 10, "/readyz 200")
     printed = daemon.stdout()
-    assert "Alerts: 18 on 8 events" in printed
+    assert "Alerts: 24 on 14 events" in printed
     for expected in ("iam-user-created", "root-console-login", "cloudtrail-logging-stopped"):
         assert expected in printed
     enriched = sorted(
@@ -328,7 +328,7 @@ def test_local_mode_run_once(tmp_path: Path) -> None:
     env = local_env(tmp_path)
     done = run_cli(env, "run", "--once", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "Alerts: 18 on 8 events" in done.stdout and EXAMPLE_CREATE_USER in done.stdout
+    assert "Alerts: 24 on 14 events" in done.stdout and EXAMPLE_CREATE_USER in done.stdout
     assert "3 processed" in done.stdout
     again = run_cli(env, "run", "--once", cwd=tmp_path)
     assert again.returncode == 0 and "0 processed" in again.stdout

@@ -89,6 +89,15 @@ def fit(columns: Sequence[Column], rows: Sequence[dict[str, Text]], width: int) 
     return shown
 
 
+def print_alerts(
+    console: Console, alerts: Sequence[Alert], limit: int = 0, *, wide: bool = False
+) -> None:
+    """The table on `console`: fitted to a terminal; every column, uncropped, with `wide` and
+    whenever the output is not a terminal (a pipe, a file, a log: nothing is left out there)."""
+    wide = wide or not console.is_terminal
+    console.print(AlertTable(alerts, limit, wide=wide), crop=not wide)
+
+
 class AlertTable:
     """Alerts, one row per event, highest severity first; `limit` events at most (0: all)."""
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from umbrellabot.app.alert_table import AlertTable
+from umbrellabot.app.alert_table import print_alerts
 from umbrellabot.app.work_files import owner_gone, process_owner
 from umbrellabot.model.report import CycleReport
 from umbrellabot.storage.ports import AlertOutbox, Notifier, PendingAlert
@@ -38,8 +38,7 @@ class ConsoleNotifier:
 
     async def deliver(self, alerts: Sequence[PendingAlert]) -> list[int]:
         if alerts:
-            table = AlertTable([p.alert for p in alerts], self._limit, wide=self._wide)
-            self._console.print(table, crop=not self._wide)
+            print_alerts(self._console, [p.alert for p in alerts], self._limit, wide=self._wide)
         return [p.id for p in alerts]
 
     async def post_cycle_summary(self, report: CycleReport) -> bool:

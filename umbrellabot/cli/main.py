@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from umbrellabot import __version__
 from umbrellabot.app import render
-from umbrellabot.app.alert_table import AlertTable
+from umbrellabot.app.alert_table import print_alerts
 from umbrellabot.app.wiring import build_geo, load_rule_list, load_rule_set
 from umbrellabot.cli.output import (  # the exit codes are re-exported for scripts and tests
     EXIT_CANNOT_RUN,
@@ -70,7 +70,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         )
     stdout.print(summary_lines(summary, str(args.out)), soft_wrap=True)
     if summary.alerts:
-        stdout.print(AlertTable(summary.alerts, args.limit, wide=args.wide), crop=not args.wide)
+        print_alerts(stdout, summary.alerts, args.limit, wide=args.wide)
     else:
         stdout.print(f"No alerts at or above {min_severity.label}.")
     return EXIT_FAILED if summary.failed else EXIT_OK
@@ -293,7 +293,7 @@ def _service_commands(commands: Any) -> None:
     detections = commands.add_parser("detections", help="the scheduled SQL detections")
     actions = detections.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, text in (
-        ("run", "run every detection once and print what it finds"),
+        ("run", "run every detection (the last hour, or --since/--until) and print the findings"),
         ("list", "print id, severity, window and title of every detection"),
     ):
         action = actions.add_parser(name, help=text, description=text)
@@ -304,6 +304,21 @@ def _service_commands(commands: Any) -> None:
             metavar="PATH",
             help="detection files or folders (default DETECTIONS_PATH)",
         )
+        if name == "run":
+            action.add_argument(
+                "--since",
+                type=_date,
+                metavar="YYYY-MM-DD",
+                help="run every window from this day (UTC) on, not only the last hour's",
+            )
+            action.add_argument(
+                "--until", type=_date, metavar="YYYY-MM-DD", help="last day (default today)"
+            )
+            action.add_argument(
+                "--post",
+                action="store_true",
+                help="also deliver the findings as alerts (once each: the outbox remembers)",
+            )
         action.set_defaults(handler=_service(f"cmd_detections_{name}"))
 
     athena = commands.add_parser(

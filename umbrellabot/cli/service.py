@@ -38,7 +38,7 @@ from umbrellabot.errors import UsageError
 from umbrellabot.model.layout import LayoutError, days_between
 from umbrellabot.query.athena_ddl import DEFAULT_START
 from umbrellabot.query.detection_runs import run_detections
-from umbrellabot.query.detections import load_detections
+from umbrellabot.query.detections import LATE_EVENTS, load_detections
 from umbrellabot.query.lookup import FoundEvent, find_in_folder
 from umbrellabot.query.queries import InvalidQueryInput, QueryError
 from umbrellabot.query.story import build_story
@@ -239,31 +239,95 @@ def cmd_detections_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _detect(settings: Settings, paths: list[Any]) -> int:
-    from umbrellabot.query.detection_runs import DetectionRunError
+def _history(args: argparse.Namespace) -> tuple[datetime | None, timedelta | None]:
+    """`--since D [--until D]` as the moment a run stands at (the end of --until, or now) and
+    how far back its windows go; (None, None) for the usual run over the last hour."""
+    if args.since is None:
+        if args.until is not None:
+            raise UsageError("detections run: --until needs --since")
+        return None, None
+    now = datetime.now(UTC)
+    until = args.until or now.date()
+    if until < args.since:
+        raise UsageError(f"detections run: --until {until} is before --since {args.since}")
+    end = min(datetime.combine(until + timedelta(days=1), datetime.min.time(), UTC), now)
+    start = datetime.combine(args.since, datetime.min.time(), UTC)
+    return end, end - start
+
+
+async def _check_data(settings: Settings) -> None:
+    """A data folder or table that does not exist is an error (exit 2, exit 3), not "0
+    findings"."""
+    if not settings.uses_athena():
+        folder = settings.enriched_local_path
+        if not folder.is_dir():
+            raise UsageError(
+                f"ENRICHED_LOCAL_PATH {folder} does not exist: nothing to run the detections"
+                " over (`umbrellabot scan SOURCE --out DIR`, then ENRICHED_LOCAL_PATH=DIR)"
+            )
+        return
+    from umbrellabot.query.athena_catalog import CatalogRefused
+
+    async with wiring.open_athena_parts(settings) as (_, catalog):
+        try:
+            family = await catalog.family()
+        except CatalogRefused:
+            return  # cannot tell; Athena itself says so if the table is missing
+    if settings.athena_table not in family:
+        raise QueryError(
+            f"the Athena table {settings.athena_database}.{settings.athena_table} does not"
+            " exist: `umbrellabot athena setup` creates it"
+        )
+
+
+async def _detect(settings: Settings, paths: list[Any], args: argparse.Namespace) -> int:
+    from umbrellabot.query.detection_runs import DetectionRunError, alerts_for
 
     detections = load_detections(paths)
+    now, back = _history(args)
     failed: dict[str, str] = {}
+    await _check_data(settings)
     async with wiring.open_engine(settings) as engine:
         try:
-            results = await run_detections(engine, detections)
+            results = await run_detections(
+                engine, detections, now, late_events=back or LATE_EVENTS
+            )
         except DetectionRunError as err:
             results, failed = err.results, err.failures
     for result in results:
         stdout.print(render.safe(result.summary(), 2000))
+    span = f" from {args.since} to {args.until or datetime.now(UTC).date()}" if back else ""
     stdout.print(
-        f"{len(detections)} detections run on {engine.name}: {len(results)} findings,"
+        f"{len(detections)} detections run on {engine.name}{span}: {len(results)} findings,"
         f" {len(failed)} failed",
         style="bold",
     )
     for detection_id, reason in failed.items():
         error(f"detection {detection_id} failed: {reason}")
+    if args.post and results:
+        new, delivered = await _post(settings, alerts_for(results, settings.alert_min_severity))
+        stdout.print(f"{new} new alerts (the others were told before), {delivered} delivered")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+async def _post(settings: Settings, alerts: list[Any]) -> tuple[int, int]:
+    """The findings' alerts through the outbox (never twice) and the configured notifier: how
+    many were new, how many were delivered."""
+    from umbrellabot.app.delivery import flush_outbox
+
+    state = wiring.open_state(settings)
+    try:
+        new = await asyncio.to_thread(state.outbox.add_alerts, alerts)
+        notifier = wiring.notifier_for(settings, state, stdout)
+        return new, await flush_outbox(state.outbox, notifier)
+    finally:
+        state.close()
 
 
 def cmd_detections_run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    return _exit_code(lambda: _aws(_detect(settings, _detection_paths(settings, args))))
+    paths = _detection_paths(settings, args)
+    return _exit_code(lambda: _aws(_detect(settings, paths, args)))
 
 
 def cmd_athena_ddl(args: argparse.Namespace) -> int:

@@ -289,9 +289,7 @@ async def _detect(settings: Settings, paths: list[Any], args: argparse.Namespace
     await _check_data(settings)
     async with wiring.open_engine(settings) as engine:
         try:
-            results = await run_detections(
-                engine, detections, now, late_events=back or LATE_EVENTS
-            )
+            results = await run_detections(engine, detections, now, late_events=back or LATE_EVENTS)
         except DetectionRunError as err:
             results, failed = err.results, err.failures
     for result in results:

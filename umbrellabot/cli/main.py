@@ -344,6 +344,18 @@ def _service_commands(commands: Any) -> None:
             metavar="YYYY-MM-DD",
             help="first day of the date projection (default 2013-11-01)",
         )
+        if name == "ddl":
+            action.add_argument(
+                "--account",
+                dest="accounts",
+                action="append",
+                metavar="ID",
+                help="an account to project (repeatable): print the DDL offline, without"
+                " reading the bucket or needing AWS credentials",
+            )
+            action.add_argument(
+                "--org", metavar="ID", help="with --account: the organization trail's o-… id"
+            )
         action.set_defaults(handler=_service(f"cmd_athena_{name}"))
 
     health = commands.add_parser(

@@ -331,10 +331,16 @@ def cmd_detections_run(args: argparse.Namespace) -> int:
 def cmd_athena_ddl(args: argparse.Namespace) -> int:
     settings = load_settings()
     wiring.require_bucket(settings)
+    start = args.since or DEFAULT_START
+    if args.accounts:  # offline: the layout as given, no AWS call
+        print(_offline_ddl(settings, args.accounts, args.org, start))
+        return EXIT_OK
+    if args.org:
+        raise UsageError("athena ddl: --org goes with --account (without, the bucket is read)")
 
     def work() -> int:
         layouts = _aws(athena_tables.discover_layouts(settings))
-        statements = _aws(athena_tables.table_ddls(settings, layouts, args.since or DEFAULT_START))
+        statements = _aws(athena_tables.table_ddls(settings, layouts, start))
         if len(statements) == 1:
             print(statements[0])
         else:  # one table per layout: statements Athena's console runs one at a time
@@ -342,6 +348,19 @@ def cmd_athena_ddl(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return _exit_code(work)
+
+
+def _offline_ddl(settings: Settings, accounts: list[str], org: str | None, start: Any) -> str:
+    from umbrellabot.query import athena_setup
+    from umbrellabot.query.athena_layouts import offline_layout
+
+    try:
+        layout = offline_layout(settings.cloudtrail_initial_prefix, accounts, org)
+    except LayoutError as err:
+        raise SettingsError(f"invalid setting CLOUDTRAIL_INITIAL_PREFIX: {err}") from None
+    table = athena_tables.athena_table(settings)
+    [ddl] = athena_setup.table_ddls(athena_setup.tables_for(table, [layout]), table, start)
+    return ddl
 
 
 def cmd_athena_setup(args: argparse.Namespace) -> int:

@@ -106,6 +106,27 @@ def layout_from_prefix(
     return TableLayout(trail_prefix, position.org, (position.account,), tuple(sorted(regions)))
 
 
+def offline_layout(
+    initial_prefix: str,
+    accounts: Sequence[str],
+    org: str | None = None,
+    regions: Sequence[str] = COMMERCIAL_REGIONS,
+) -> TableLayout:
+    """The layout `athena ddl --account ID [--org ID]` describes without looking at the bucket:
+    the trail prefix (and organization) from CLOUDTRAIL_INITIAL_PREFIX, which may stop above
+    `AWSLogs/` (a custom prefix) or reach into it. Raises layout.LayoutError for a prefix that
+    cannot be a CloudTrail location, TableLayoutError for an org that contradicts it."""
+    prefix = normalize_prefix(initial_prefix)
+    position = locate(prefix)
+    trail_prefix = trail_prefix_of(prefix) if position.level != "above" else prefix
+    if org is not None and position.org is not None and org != position.org:
+        raise TableLayoutError(
+            f"--org {org} contradicts CLOUDTRAIL_INITIAL_PREFIX, which names {position.org}"
+        )
+    names = sorted({*accounts, *([position.account] if position.account else [])})
+    return TableLayout(trail_prefix, org or position.org, tuple(names), tuple(sorted(regions)))
+
+
 def _suffix(layout: TableLayout) -> str:
     text = (layout.trail_prefix + (layout.org or "")).lower() or AWS_LOGS.lower()
     return _NOT_NAME.sub("_", text).strip("_") or "layout"

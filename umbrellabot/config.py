@@ -275,6 +275,13 @@ class Settings(BaseSettings):
         bad = [item for item in codes if not _COUNTRY.match(item)]
         if bad:
             raise ValueError(f"expected ISO-3166 alpha-2 codes such as US,GB; got {bad[0]!r}")
+        import pycountry  # only when the setting is read: a few ms
+
+        unknown = [code for code in codes if pycountry.countries.get(alpha_2=code) is None]
+        if unknown:
+            raise ValueError(
+                f"{unknown[0]!r} is not an ISO-3166 country code (such as US, GB, DE, JP)"
+            )
         return codes
 
     @field_validator("alert_min_severity", mode="before")

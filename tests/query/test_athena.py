@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -789,3 +790,14 @@ def test_cli_setup_refused_is_one_line_and_exit_3(
         "umbrellabot: athena:StartQueryExecution in workgroup 'missing':"
         " InvalidRequestException: WorkGroup does not exist\n"
     )
+
+
+async def test_a_query_starting_is_not_an_info_line(
+    moto: Callable[[int], None], bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cycle runs several queries: their start is DEBUG, so INFO has one line per cycle."""
+    with caplog.at_level(logging.DEBUG, logger="umbrellabot.query.athena"):
+        async with open_athena(settings_for(bucket, tmp_path), backoff=FAST) as engine:
+            await engine.run(hostile_query())
+    started = [r for r in caplog.records if "started" in r.getMessage()]
+    assert started and all(r.levelno == logging.DEBUG for r in started)

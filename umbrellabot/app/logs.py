@@ -58,20 +58,14 @@ class JsonFormatter(logging.Formatter):
 
 class SkippedTickFilter(logging.Filter):
     """A cycle still running at the next tick is normal under a backlog (the tick is skipped and
-    coalesced); APScheduler warns about it at every tick. The first one a minute is kept."""
-
-    def __init__(self, every_s: float = 60.0) -> None:
-        super().__init__()
-        self._every_s = every_s
-        self._last = 0.0
+    coalesced), yet APScheduler warns about it at every tick: the line is DEBUG here, and shown
+    only when the log level is DEBUG."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "maximum number of running instances reached" not in record.getMessage():
             return True
-        if record.created - self._last < self._every_s:
-            return False
-        self._last = record.created
-        return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 def configure(level: int | str = logging.INFO, fmt: str = "text") -> None:

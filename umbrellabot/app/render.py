@@ -147,7 +147,8 @@ def cycle_summary(report: CycleReport, where: str) -> RenderableType:
     )
     lines.append(f"Rule matches by severity: {counts or 'none'}\n")
     requests = ", ".join(f"{count} {name}" for name, count in sorted(report.requests.items()))
-    lines.append(f"Requests: {requests or 'none'}\n", style="dim")
+    label = "S3 requests" if where.startswith("s3://") else "Folder work"  # no requests there
+    lines.append(f"{label}: {requests or 'none'}\n", style="dim")
     for account in report.insight_accounts:
         lines.append(
             f"Skipped CloudTrail-Insight files of account {account} (not handled yet)\n",

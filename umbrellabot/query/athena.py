@@ -225,7 +225,7 @@ class AthenaEngine:
             **params,
         )
         query_id = str(started["QueryExecutionId"])
-        log.info("Athena query %s (%s) started", query_id, label)
+        log.debug("Athena query %s (%s) started", query_id, label)  # a cycle runs several
         try:
             await self._wait(query_id, label)
         except asyncio.CancelledError:

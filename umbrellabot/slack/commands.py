@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from umbrellabot.slack.text import INVISIBLE
+
 RECENT_DEFAULT = 10
 RECENT_MAX = 25
 RAW_MAX = 200  # characters of what was typed kept on a command (it is only ever echoed)
@@ -37,7 +39,6 @@ _USER_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _SPECIAL = re.compile(r"<!(?:here|channel|everyone)(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|[^>]*)?>")
 _CHANNEL = re.compile(r"<#[CG][A-Z0-9]+(?:\|([^>]*))?>")
 _LINK = re.compile(r"<((?:https?|mailto|tel):[^|>]*)(?:\|([^>]*))?>")
-_INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff]")
 _SPACE = re.compile(r"[\s\u00a0]+")
 _CHECK_OUT = re.compile(
     r"^(?:check[\s-]*out|checkout|show|look[\s-]*up|lookup)\b[\s:]*(?P<rest>.*)$",
@@ -95,7 +96,7 @@ def plain_text(text: str) -> str:
     text = _LINK.sub(unwrap, text)
     # &amp; last, so that a typed "&amp;lt;" stays "&lt;"
     text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-    text = _INVISIBLE.sub("", text)
+    text = INVISIBLE.sub("", text)
     return _SPACE.sub(" ", text).strip()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from umbrellabot.query.story import EventStory, Finding, original_record, pretty_json
 from umbrellabot.slack.alert_messages import context_text
-from umbrellabot.slack.replies import inline, plain_value, severity_heading
+from umbrellabot.slack.replies import inline, severity_heading
 from umbrellabot.slack.text import (
     SECTION_TEXT_MAX,
     Message,
@@ -36,6 +36,11 @@ def record_json(story: EventStory) -> str:
 
 def needs_upload(record_text: str) -> bool:
     return len(record_text) > INLINE_RECORD_MAX
+
+
+def log_value(value: object, limit: int) -> str:
+    """A value from the log, in a code span; a dash when there is none."""
+    return inline(value, limit) if value not in (None, "") else "–"
 
 
 def upload_filename(story: EventStory) -> str:
@@ -96,22 +101,23 @@ def event_story(
         f"{severity_heading(story.severity)}  {inline(story.action, 200)}  ·  eventID"
         f" {inline(story.event_id or '?', 80)}"
     )
-    where = plain_value(story.source_ip, 100)
+    # Log text goes in code spans, as in alerts: `*bold*` in a user agent stays two stars.
+    where = log_value(story.source_ip, 100)
     if story.country:
         where += f" ({escape(story.country)})"
-    identity = f"{plain_value(story.identity_type, 60)}, account {plain_value(story.account, 40)}"
+    identity = f"{log_value(story.identity_type, 60)}, account {log_value(story.account, 40)}"
     outcome = story.outcome
     blocks: list[dict[str, Any]] = [
         section(heading),
         fields_section(
             [
-                ("When", plain_value(story.event_time, 60)),
-                ("Outcome", ("✅ " if outcome == "success" else "⚠️ ") + plain_value(outcome, 600)),
-                ("Who", plain_value(story.principal)),
+                ("When", log_value(story.event_time, 60)),
+                ("Outcome", ("✅ " if outcome == "success" else "⚠️ ") + log_value(outcome, 600)),
+                ("Who", log_value(story.principal, 400)),
                 ("Identity", identity),
-                ("Region", plain_value(story.region, 60)),
+                ("Region", log_value(story.region, 60)),
                 ("Source", where),
-                ("User agent", plain_value(story.user_agent, 400)),
+                ("User agent", log_value(story.user_agent, 400)),
                 ("Rules matched", str(len(story.findings))),
             ]
         ),

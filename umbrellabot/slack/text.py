@@ -3,7 +3,7 @@
 Everything that comes from a log is untrusted: a crafted userAgent or request parameter must not
 mention @channel/@here/a user or render a link with a fake label. Slack's mrkdwn gives `<`, `>`
 and `&` their meaning (`<!channel>`, `<@U123>`, `<https://x|label>`), so escaping those three
-makes any text inert; control characters are replaced too.
+makes any text inert; control characters are replaced too, and zero-width ones taken out.
 """
 
 from __future__ import annotations
@@ -16,6 +16,9 @@ MESSAGE_TEXT_MAX = 40_000  # characters in a message's text
 BLOCKS_MAX = 50  # blocks in a message
 FALLBACK_TEXT_MAX = 3000  # the notification/fallback text we send
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Zero-width and invisible formatting characters: nothing to see, but `ad\u200bmin` reads as
+# admin while matching nothing; they are taken out (a visible mark would split the word).
+INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
 ELLIPSIS = "…"
 
 
@@ -29,7 +32,7 @@ class Message(NamedTuple):
 
 def escape(text: object) -> str:
     """Log-derived text made inert for Slack mrkdwn and plain text."""
-    value = _CONTROL.sub("�", str(text))
+    value = _CONTROL.sub("�", INVISIBLE.sub("", str(text)))
     return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

@@ -59,21 +59,21 @@ class LocalStore:
         return str(self.source_root / key)
 
     async def list_folders(self, prefix: str) -> list[str]:
-        self.requests["ListFolders"] += 1
+        self.requests["folder listings"] += 1
         return await asyncio.to_thread(self._folders, prefix)
 
     async def list_objects(self, prefix: str) -> list[ObjectInfo]:
-        self.requests["ListFiles"] += 1
+        self.requests["file listings"] += 1
         return await asyncio.to_thread(self._objects, prefix)
 
     async def download(self, key: str, target: Path) -> str | None:
-        self.requests["Read"] += 1
+        self.requests["files read"] += 1
         source = self._path(key)
         await asyncio.to_thread(shutil.copyfile, source, target)
         return _etag(source)
 
     async def upload(self, source: Path, key: str) -> None:
-        self.requests["Write"] += 1
+        self.requests["files written"] += 1
         await asyncio.to_thread(self._write, source, key)
 
     def _write(self, source: Path, key: str) -> None:

@@ -319,6 +319,7 @@ def _service_commands(commands: Any) -> None:
                 action="store_true",
                 help="also deliver the findings as alerts (once each: the outbox remembers)",
             )
+            _wide_option(action)
         action.set_defaults(handler=_service(f"cmd_detections_{name}"))
 
     athena = commands.add_parser(

@@ -303,12 +303,13 @@ async def _detect(settings: Settings, paths: list[Any], args: argparse.Namespace
     for detection_id, reason in failed.items():
         error(f"detection {detection_id} failed: {reason}")
     if args.post and results:
-        new, delivered = await _post(settings, alerts_for(results, settings.alert_min_severity))
+        alerts = alerts_for(results, settings.alert_min_severity)
+        new, delivered = await _post(settings, alerts, wide=args.wide)
         stdout.print(f"{new} new alerts (the others were told before), {delivered} delivered")
     return EXIT_FAILED if failed else EXIT_OK
 
 
-async def _post(settings: Settings, alerts: list[Any]) -> tuple[int, int]:
+async def _post(settings: Settings, alerts: list[Any], *, wide: bool) -> tuple[int, int]:
     """The findings' alerts through the outbox (never twice) and the configured notifier: how
     many were new, how many were delivered."""
     from umbrellabot.app.delivery import flush_outbox
@@ -316,7 +317,7 @@ async def _post(settings: Settings, alerts: list[Any]) -> tuple[int, int]:
     state = wiring.open_state(settings)
     try:
         new = await asyncio.to_thread(state.outbox.add_alerts, alerts)
-        notifier = wiring.notifier_for(settings, state, stdout)
+        notifier = wiring.notifier_for(settings, state, stdout, wide=wide)
         return new, await flush_outbox(state.outbox, notifier)
     finally:
         state.close()

@@ -25,6 +25,7 @@ import pytest
 import sqlglot
 from botocore.exceptions import ClientError
 from builders import ACCOUNT_A, ACCOUNT_B, log_bytes, log_key, record
+from cli_env import use_env
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -681,13 +682,6 @@ def test_projection_update_parses() -> None:
 
 
 # The commands
-
-
-def use_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **values: str) -> None:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.delenv("UMBRELLABOT_ENV_FILE", raising=False)
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
 
 
 def test_cli_ddl_prints_the_table(

@@ -23,6 +23,7 @@ import duckdb
 import pytest
 import sqlglot
 from builders import ACCOUNT_A, ACCOUNT_B, log_bytes, log_key, record
+from cli_env import use_env
 from faults.fault_proxy import started
 from glue_catalog import executions, play_new_ddl
 from sqlglot import exp
@@ -326,13 +327,6 @@ async def test_a_catalog_that_does_not_answer_keeps_what_was_known(
 
 
 # The commands and the engine against moto
-
-
-def use_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **values: str) -> None:
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.delenv("UMBRELLABOT_ENV_FILE", raising=False)
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
 
 
 def two_layouts(s3: Any, bucket: str) -> None:

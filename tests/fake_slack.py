@@ -1,10 +1,12 @@
 """A fake Slack on 127.0.0.1 for tests, driven by the real slack_sdk / slack_bolt clients.
 
 Web API (`/api/<method>`): auth.test, apps.connections.open, chat.postMessage, chat.update,
+chat.postEphemeral,
 files.getUploadURLExternal, the upload URL itself and files.completeUploadExternal, plus
 conversations.info, .list, .history and .replies (message metadata kept as posted, returned
 with include_all_metadata). Socket Mode (`/link`): `hello` on connect, `events_api` envelopes
-pushed by the test and the client's acks, ping/pong (aiohttp answers pings; the fake can ping
+and `interactive` envelopes (`block_actions`: a button pressed on a posted message) pushed by
+the test and the client's acks, ping/pong (aiohttp answers pings; the fake can ping
 too), and a `disconnect` message. Failure modes for tests: an outage (HTTP 503 for every Web
 API call), HTTP 429 with Retry-After for the next N calls, posts accepted whose answer is lost
 (HTTP 500 after the message is kept), and an invalid token.
@@ -57,6 +59,8 @@ class FakeSlack:
         self.posted: list[Posted] = []
         self.uploads: dict[str, dict[str, Any]] = {}
         self.acks: dict[str, dict[str, Any]] = {}
+        self.acked_at: dict[str, int] = {}  # envelope -> how many Web API calls came before
+        self.ephemeral: list[dict[str, Any]] = []  # chat.postEphemeral calls
         self.outage = False
         self.rate_limited_calls = 0  # the next N Web API calls get HTTP 429
         self.accepted_then_lost = 0  # the next N posts are kept, but answered HTTP 500
@@ -191,6 +195,10 @@ class FakeSlack:
                 return {"ok": True, "channel": message.channel, "ts": message.ts}
         return {"ok": False, "error": "message_not_found"}
 
+    def _m_chat_postEphemeral(self, data: dict[str, Any]) -> dict[str, Any]:
+        self.ephemeral.append(data)
+        return {"ok": True, "message_ts": f"{time.time():.6f}"}
+
     def _message(self, posted: Posted, with_metadata: bool) -> dict[str, Any]:
         found: dict[str, Any] = {"type": "message", "ts": posted.ts, "text": posted.text}
         found.update(bot_id=BOT_ID, user=BOT_USER)
@@ -295,6 +303,7 @@ class FakeSlack:
                     envelope = ack.get("envelope_id")
                     if envelope:
                         self.acks[envelope] = ack
+                        self.acked_at[envelope] = len(self.calls)
                         waiter = self._ack_waiters.pop(envelope, None)
                         if waiter is not None and not waiter.done():
                             waiter.set_result(ack)
@@ -332,6 +341,60 @@ class FakeSlack:
             }
         )
         return await asyncio.wait_for(waiter, timeout)
+
+    async def send_action(
+        self,
+        message: Posted,
+        action: dict[str, Any],
+        *,
+        user: str = "UALICE001",
+        team: str = TEAM,
+        timeout: float = 5,
+    ) -> str:
+        """Press a button (or pick an option) on a posted message: one `interactive` envelope
+        with a `block_actions` payload, as Socket Mode sends it; returns the envelope id once the
+        client acknowledged it (`acked_at` says how many Web API calls came before the ack)."""
+        await self.wait_connected()
+        envelope_id = str(uuid.uuid4())
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._ack_waiters[envelope_id] = waiter
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": team},
+            "api_app_id": APP,
+            "token": "verification",
+            "container": {
+                "type": "message",
+                "message_ts": message.ts,
+                "channel_id": message.channel,
+                "is_ephemeral": False,
+            },
+            "trigger_id": f"{int(time.time())}.trigger",
+            "team": {"id": team, "domain": "example"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": message.channel, "name": "security"},
+            "message": {
+                "type": "message",
+                "ts": message.ts,
+                "text": message.text,
+                "blocks": message.blocks or [],
+                "bot_id": BOT_ID,
+            },
+            "state": {"values": {}},
+            "response_url": f"{self.base_url}/actions/response",
+            "actions": [{**action, "action_ts": f"{time.time():.6f}"}],
+        }
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": "interactive",
+                "accepts_response_payload": False,
+                "payload": payload,
+            }
+        )
+        await asyncio.wait_for(waiter, timeout)
+        return envelope_id
 
     async def send_disconnect(self, reason: str = "refresh_requested") -> None:
         await self.wait_connected()

@@ -17,8 +17,10 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from umbrellabot.env_check import (
+    PLACEHOLDERS,
     EnvFileError,
     check_env_file,
+    names_of,
     placeholder_problem,
     warn_about_environment,
 )
@@ -93,6 +95,11 @@ class Settings(BaseSettings):
     )
     allowed_users: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="User IDs the bot answers; empty: anyone."
+    )
+    allow_external_users: bool = Field(
+        False,
+        description="Answer people of other workspaces (Slack Connect) too; off: only members"
+        " of the workspace that installed the app.",
     )
     slack_rollup_threshold: int = Field(
         5, ge=1, description="More alerts than this of one rule and principal are rolled up."
@@ -345,13 +352,7 @@ def chosen_env_file() -> Path | None:
 
 def setting_names() -> frozenset[str]:
     """Every variable name a setting is read from (old aliases too), upper case."""
-    names = {ENV_FILE_VARIABLE}
-    for name, field in Settings.model_fields.items():
-        names.add(name.upper())
-        alias = field.validation_alias
-        if isinstance(alias, AliasChoices):
-            names |= {str(choice).upper() for choice in alias.choices}
-    return frozenset(names)
+    return names_of(Settings, ENV_FILE_VARIABLE)
 
 
 def _checked_env_file(env_file: Path | None, names: frozenset[str]) -> None:
@@ -366,20 +367,12 @@ def _checked_env_file(env_file: Path | None, names: frozenset[str]) -> None:
 
 
 def _placeholders(settings: Settings, env_file: Path | None) -> None:
-    values = {
-        "CLOUDTRAIL_BUCKET_NAME": settings.cloudtrail_bucket_name,
-        "SLACK_CHANNEL": settings.slack_channel,
-        "SLACK_BOT_TOKEN": _secret(settings.slack_bot_token),
-        "SLACK_APP_TOKEN": _secret(settings.slack_app_token),
-    }
-    for key, value in values.items():
-        problem = placeholder_problem({key: value}, _source_of(key, env_file).removeprefix("from "))
+    for key in PLACEHOLDERS:
+        value = getattr(settings, key.lower())
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        problem = placeholder_problem({key: text}, _source_of(key, env_file).removeprefix("from "))
         if problem is not None:
             raise SettingsError(problem)
-
-
-def _secret(value: SecretStr | None) -> str | None:
-    return value.get_secret_value() if value is not None else None
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -16,8 +16,10 @@ import logging
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from dotenv.parser import parse_stream
+from pydantic import AliasChoices
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,18 @@ PLACEHOLDERS = {
 
 class EnvFileError(ValueError):
     """The env file cannot be used as it is; str() is one line naming the file and the key."""
+
+
+def names_of(model: Any, *extra: str) -> frozenset[str]:
+    """The variable names a pydantic-settings model reads (field names and their
+    AliasChoices), upper case, and `extra`."""
+    names = {name.upper() for name in extra}
+    for name, field in model.model_fields.items():
+        names.add(name.upper())
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {str(choice).upper() for choice in alias.choices}
+    return frozenset(names)
 
 
 def read_env_file(path: Path) -> dict[str, str | None]:

@@ -109,6 +109,7 @@ def test_compose_file_follows_the_compose_spec() -> None:
 SLACK_METHOD_SCOPES = {
     "chat_postMessage": "chat:write",
     "chat_update": "chat:write",
+    "chat_postEphemeral": "chat:write",  # a refused button press: a line only its presser sees
     "files_upload_v2": "files:write",
     # idempotent delivery reads the alert channel (public or private) and roll-up threads
     "conversations_history": ("channels:history", "groups:history"),
@@ -143,3 +144,5 @@ def test_slack_manifest_asks_exactly_for_the_scopes_used() -> None:
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed - {None}
     assert "app_mention" in events
     assert '"app_mention"' in source and '"message"' in source  # the listeners exist
+    # the buttons on alerts come over Socket Mode: interactivity on, no request URL
+    assert manifest["settings"]["interactivity"] == {"is_enabled": True}

@@ -95,7 +95,9 @@ async def cycle(
         if refusals:  # nothing readable: told in Slack too, not only in the log
             await _alert_refusals(svc, refusals)
             if deliver:
-                await flush_outbox(svc.state.outbox, svc.notifier, owner=svc.owner)
+                await flush_outbox(
+                    svc.state.outbox, svc.notifier, owner=svc.owner, triage=svc.state.triage
+                )
         raise
     await _alert_refusals(svc, report.refusals)
     if days is None:
@@ -107,7 +109,9 @@ async def cycle(
     await _detect(svc, outcome, previous_success)
     if deliver:
         failures_before = svc.notifier.failures
-        outcome.delivered = await flush_outbox(svc.state.outbox, svc.notifier, owner=svc.owner)
+        outcome.delivered = await flush_outbox(
+            svc.state.outbox, svc.notifier, owner=svc.owner, triage=svc.state.triage
+        )
         slack_failures = svc.notifier.failures - failures_before
         if slack_failures:
             metrics.errors.labels(component="slack").inc(slack_failures)

@@ -131,7 +131,11 @@ class Daemon:
             if settings.slack_bot_token and settings.slack_app_token:
                 await self._start_bot(svc, readiness, stack)
             self._delivery = DeliveryLoop(
-                svc.state.outbox, svc.notifier, svc.metrics, owner=svc.owner
+                svc.state.outbox,
+                svc.notifier,
+                svc.metrics,
+                owner=svc.owner,
+                triage=svc.state.triage,
             )
             delivering = asyncio.create_task(self._delivery.run())
             # Everything wired so far lives as long as the process: out of the collector's

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,8 @@ from rich.console import Console
 from umbrellabot.app.alert_table import print_alerts
 from umbrellabot.app.work_files import owner_gone, process_owner
 from umbrellabot.model.report import CycleReport
-from umbrellabot.storage.ports import AlertOutbox, Notifier, PendingAlert
+from umbrellabot.model.triage import MuteKey
+from umbrellabot.storage.ports import AlertOutbox, Notifier, PendingAlert, Triage
 
 if TYPE_CHECKING:  # the health server (aiohttp, prometheus) loads only with the daemon
     from umbrellabot.app.health import Metrics
@@ -45,23 +47,48 @@ class ConsoleNotifier:
         return False  # the commands print their own summary
 
 
+async def set_aside_muted(triage: Triage, pending: list[PendingAlert]) -> list[PendingAlert]:
+    """The alerts no mute silences; the others are marked muted in the outbox (kept, counted,
+    never posted)."""
+    mutes = {mute.key: mute for mute in await asyncio.to_thread(triage.active_mutes, time.time())}
+    if not mutes:
+        return pending
+    muted: dict[int, list[int]] = {}
+    told = []
+    for item in pending:
+        mute = mutes.get(MuteKey.of(item.alert))
+        if mute is None:
+            told.append(item)
+        else:
+            muted.setdefault(mute.id, []).append(item.id)
+    for mute_id, ids in muted.items():
+        await asyncio.to_thread(triage.mark_muted, ids, mute_id)
+        log.info("%d alerts muted by mute %d, kept in the outbox", len(ids), mute_id)
+    return told
+
+
 async def flush_outbox(
     outbox: AlertOutbox,
     notifier: Notifier,
     batch: int = 500,
     now: float | None = None,
     owner: str | None = None,
+    triage: Triage | None = None,
 ) -> int:
     """Deliver every pending alert (due at `now`, default the current time); returns how many
     were delivered. Each batch is claimed by `owner` first, so that two processes on one state
-    never deliver the same alert; what was not delivered is given back at the end."""
+    never deliver the same alert; what was not delivered is given back at the end. With
+    `triage`, what a mute silences is set aside as muted first."""
     claimant = owner or process_owner()
     for gone in await asyncio.to_thread(outbox.claim_owners):
         if owner_gone(gone):  # killed while delivering: its alerts are ours now
             await asyncio.to_thread(outbox.release_claims, gone)
     delivered = 0
     try:
-        while pending := await asyncio.to_thread(outbox.claim_pending, claimant, batch, now):
+        while claimed := await asyncio.to_thread(outbox.claim_pending, claimant, batch, now):
+            pending = claimed if triage is None else await set_aside_muted(triage, claimed)
+            if not pending:
+                continue
             done = await notifier.deliver(pending)
             await asyncio.to_thread(outbox.mark_delivered, done)
             delivered += len(done)
@@ -85,7 +112,9 @@ class DeliveryLoop:
         *,
         owner: str,
         interval_s: float = 1.0,
+        triage: Triage | None = None,
     ) -> None:
+        self._triage = triage
         self._outbox = outbox
         self._notifier = notifier
         self._metrics = metrics
@@ -117,7 +146,9 @@ class DeliveryLoop:
         async with self._round:
             failures_before = self._notifier.failures
             try:
-                delivered = await flush_outbox(self._outbox, self._notifier, owner=self._owner)
+                delivered = await flush_outbox(
+                    self._outbox, self._notifier, owner=self._owner, triage=self._triage
+                )
             except Exception:  # a bug there must not end delivery for good
                 log.exception("delivering the outbox failed")
                 self._metrics.errors.labels(component="delivery").inc()

@@ -325,6 +325,7 @@ def bot_config(settings: Settings) -> BotConfig:
         api_url=settings.slack_api_url,
         allowed_channels=frozenset(settings.allowed_channels),
         allowed_users=frozenset(settings.allowed_users),
+        allow_external_users=settings.allow_external_users,
         lookup_days=settings.event_lookup_days,
         lookup_timeout_s=settings.athena_timeout_s + 30,
     )
@@ -348,5 +349,6 @@ def slack_bot(
         cycles=state.cycles if state else None,
         outbox=state.outbox if state else None,
         files=state.files if state else None,
+        triage=state.triage if state else None,
         **options,
     )

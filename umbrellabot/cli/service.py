@@ -318,7 +318,7 @@ async def _post(settings: Settings, alerts: list[Any], *, wide: bool) -> tuple[i
     try:
         new = await asyncio.to_thread(state.outbox.add_alerts, alerts)
         notifier = wiring.notifier_for(settings, state, stdout, wide=wide)
-        return new, await flush_outbox(state.outbox, notifier)
+        return new, await flush_outbox(state.outbox, notifier, triage=state.triage)
     finally:
         state.close()
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -48,7 +47,9 @@ from umbrellabot.slack.client import api_url, bolt_logger
 from umbrellabot.slack.gate import MentionGate
 from umbrellabot.slack.recent import RecentSource
 from umbrellabot.slack.text import Message
-from umbrellabot.storage.ports import AlertOutbox, CycleLog, FileLedger
+from umbrellabot.slack.thread_posts import post_in_thread, upload_record
+from umbrellabot.slack.triage import SlackTriage
+from umbrellabot.storage.ports import AlertOutbox, CycleLog, FileLedger, Triage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -68,6 +69,7 @@ class BotConfig:
     api_url: str | None = None
     allowed_channels: frozenset[str] = frozenset()  # empty: any
     allowed_users: frozenset[str] = frozenset()  # empty: anyone
+    allow_external_users: bool = False  # Slack Connect: people of other workspaces
     lookup_days: int = 90
     lookup_timeout_s: float = 330.0
 
@@ -92,6 +94,7 @@ class SlackBot:
         recent: RecentSource | None = None,
         recent_label: str = "the alert history",
         status_extra: StatusExtra | None = None,
+        triage: Triage | None = None,
         max_concurrent_lookups: int = 4,
         ping_interval_s: float = 10,
         slow_ack_after_s: float = ACK_AFTER_S,
@@ -108,7 +111,11 @@ class SlackBot:
         self._lookups = asyncio.Semaphore(max_concurrent_lookups)
         self._ping_interval_s = ping_interval_s
         self._slow_ack_after_s = slow_ack_after_s
-        self._gate = MentionGate(config.allowed_channels, config.allowed_users)
+        self._gate = MentionGate(
+            config.allowed_channels,
+            config.allowed_users,
+            allow_external=config.allow_external_users,
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handler: AsyncSocketModeHandler | None = None
         self.envelopes_handled = 0  # Socket Mode envelopes dispatched (their answers spawned)
@@ -134,6 +141,12 @@ class SlackBot:
         )
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
+        self._triage: SlackTriage | None = None
+        if triage is not None:  # the buttons on alerts, `mutes`, `unmute`, `acks`
+            self._triage = SlackTriage(
+                self.client, triage, self._gate, spawn=self._run, check_out=self._check_out
+            )
+            self._triage.register(self.app)
 
     # lifecycle
 
@@ -151,6 +164,7 @@ class SlackBot:
                 f"cannot reach Slack at {api_url(self.config.api_url)}: {err}"
             ) from None
         self.bot_user_id = self._gate.bot_user_id = auth.get("user_id")
+        self._gate.home_team = auth.get("team_id")
         self.bot_id = auth.get("bot_id")
         self.bot_name = str(auth.get("user") or self.bot_name)
         handler = AsyncSocketModeHandler(
@@ -211,7 +225,10 @@ class SlackBot:
         self.envelopes_handled += 1
 
     def _spawn(self, event: dict[str, Any]) -> None:
-        task = asyncio.create_task(self._handle(event))
+        self._run(self._handle(event))
+
+    def _run(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -255,6 +272,11 @@ class SlackBot:
                 await self._post(channel, thread, replies.status_reply(await self.status_info()))
             case commands.Recent(limit=limit, note=note):
                 await self._recent_alerts(limit, note, channel, thread)
+            case commands.Mutes() | commands.Unmute() | commands.Acks():
+                if self._triage is None:
+                    await self._post(channel, thread, replies.recent_unavailable())
+                else:
+                    await self._post(channel, thread, await self._triage.answer(command))
             case commands.Unknown(text=text):
                 await self._post(channel, thread, replies.unknown_command(text, self.bot_name))
             case commands.Help():
@@ -298,24 +320,12 @@ class SlackBot:
         )
         await self._post(channel, thread, reply)
         if filename is not None:
-            await self._upload_record(channel, thread, event_id, filename, record_text)
-
-    async def _upload_record(
-        self, channel: str, thread: str | None, event_id: str, filename: str, text: str
-    ) -> None:
-        try:
-            await self.client.files_upload_v2(
-                channel=channel,
-                thread_ts=thread,
-                content=text,
-                filename=filename,
-                title=f"CloudTrail event {event_id}",
-                snippet_type="json",
+            failed = await upload_record(
+                self.client, channel, thread, event_id, filename, record_text
             )
-        except (SlackApiError, SlackClientError) as err:
-            reason = str(err.response.get("error")) if isinstance(err, SlackApiError) else str(err)
-            log.warning("uploading the record of %s failed: %s", event_id, reason)
-            await self._post(channel, thread, story_reply.upload_failed(event_id, reason, text))
+            if failed is not None:
+                reply = story_reply.upload_failed(event_id, failed, record_text)
+                await self._post(channel, thread, reply)
 
     async def status_info(self) -> replies.StatusInfo:
         cycles, outbox = self._cycles, self._outbox
@@ -363,26 +373,5 @@ class SlackBot:
             await self._post(channel, thread, ack)
         return await task
 
-    # posting
-
     async def _post(self, channel: str, thread: str | None, reply: Message) -> str | None:
-        """Post in the thread; Slack trouble is logged (there is no one else to tell)."""
-        started = time.monotonic()
-        try:
-            response = await self.client.chat_postMessage(
-                channel=channel,
-                thread_ts=thread,
-                text=reply.text,
-                blocks=reply.blocks,
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        except SlackApiError as err:
-            log.warning("posting to %s failed: %s", channel, err.response.get("error"))
-            return None
-        except SlackClientError as err:
-            log.warning("posting to %s failed: %s", channel, err)
-            return None
-        log.debug("posted to %s in %.3f s", channel, time.monotonic() - started)
-        ts = response.get("ts")
-        return str(ts) if ts else None
+        return await post_in_thread(self.client, channel, thread, reply)

@@ -73,11 +73,27 @@ class CheckOut:
 
 
 @dataclass(frozen=True)
+class Mutes:
+    """The active mutes."""
+
+
+@dataclass(frozen=True)
+class Unmute:
+    mute_id: int | None  # None: what was typed is no mute id
+    typed: str = ""
+
+
+@dataclass(frozen=True)
+class Acks:
+    limit: int = RECENT_DEFAULT
+
+
+@dataclass(frozen=True)
 class Unknown:
     text: str
 
 
-Command = Help | Status | Recent | CheckOut | Unknown
+Command = Help | Status | Recent | CheckOut | Mutes | Unmute | Acks | Unknown
 
 
 def plain_text(text: str) -> str:
@@ -134,6 +150,14 @@ def parse(text: str) -> Command:
         return Help()
     if first == "status":
         return Status()
+    if first == "mutes" and len(words) == 1:
+        return Mutes()
+    if first == "unmute":
+        typed = " ".join(words[1:])[:40]
+        return Unmute(int(typed) if typed.isdigit() and len(typed) < 12 else None, typed)
+    if first in ("acks", "acknowledged") and len(words) <= 2:
+        limit = _recent(words[1] if len(words) == 2 else None).limit
+        return Acks(limit)
     if recent := _RECENT.match(plain):
         return _recent(recent.group("n"))
     check = _CHECK_OUT.match(plain)

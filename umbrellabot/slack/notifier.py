@@ -38,7 +38,6 @@ from umbrellabot.model.alerts import Alert
 from umbrellabot.model.report import CycleReport
 from umbrellabot.model.severity import Severity
 from umbrellabot.slack.alert_messages import (
-    alert_message,
     cycle_summary_message,
     follow_up_message,
     rollup_message,
@@ -62,6 +61,7 @@ from umbrellabot.slack.rollup import (
     rollup_key,
 )
 from umbrellabot.slack.text import Message
+from umbrellabot.slack.triage_messages import triaged_alert_message
 from umbrellabot.storage.ports import AlertOutbox, PendingAlert, RollupStore, RollupWindow
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class SlackNotifier:
         return found
 
     async def _post_alert(self, channel: str, pending: PendingAlert, failed: set[int]) -> bool:
-        message = alert_message(pending.alert)
+        message = triaged_alert_message(pending.alert, pending.id)
         refs, recheck = [alert_ref(pending.alert)], pending.attempts > 0
         try:
             posted = await self._post(channel, message, refs=refs, recheck=recheck)

@@ -121,11 +121,16 @@ def help_reply(bot_name: str = "umbrellabot", intro: str | None = None) -> Messa
         f" {commands.RECENT_MAX}).",
         "• `status`: the last ingest cycle (time, files, records, alerts, failures, backlog),"
         " the rules loaded and my version.",
+        "• `mutes`: the active mutes (set from the Mute menu on an alert); `unmute <id>` ends"
+        " one. `acks [N]`: the latest acknowledged alerts.",
         "• `help`: this list.",
     ]
     blocks = [section(intro)] if intro else []
     blocks.append(section("\n".join(lines)))
-    text = "Commands: check out <eventID>, show <eventID>, recent [N], status, help"
+    text = (
+        "Commands: check out <eventID>, show <eventID>, recent [N], status, mutes,"
+        " unmute <id>, acks [N], help"
+    )
     return Message(fallback(f"{intro}\n{text}" if intro else text), blocks)
 
 
@@ -134,8 +139,13 @@ def unknown_command(typed: str, bot_name: str = "umbrellabot") -> Message:
 
 
 def not_allowed(reason: str) -> Message:
-    """`reason`: "user" or "channel". Says nothing about any event."""
-    if reason == "channel":
+    """`reason`: "user", "channel" or "external". Says nothing about any event."""
+    if reason == "external":
+        markdown = (
+            ":no_entry: Sorry, I only answer people of the workspace I am installed in."
+            " Ask the people who run me if you need access."
+        )
+    elif reason == "channel":
         markdown = (
             ":no_entry: Sorry, I only answer in the channels I am set up for (ALLOWED_CHANNELS)."
             " Ask me there, or ask the people who run me to add this channel."

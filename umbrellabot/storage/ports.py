@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.report import AccessRefusal, CycleReport
+from umbrellabot.model.triage import Ack, Mute, MuteKey
 
 IndexedEventRow = tuple[str, str | None, str | None]  # (eventID, eventTime, xpriority)
 
@@ -271,6 +272,36 @@ class Notifier(Protocol):
     async def post_cycle_summary(self, report: CycleReport) -> bool: ...
 
 
+class Triage(Protocol):
+    """Acknowledgements and mutes set from Slack (model/triage.py)."""
+
+    def acknowledge(self, alert_id: int, user: str, at: float) -> Ack:
+        """Store the acknowledgement; the first one of an alert stays (returned again)."""
+        ...
+
+    def ack_of(self, alert_id: int) -> Ack | None: ...
+    def acks(self, limit: int) -> list[tuple[Ack, Alert]]: ...
+    def add_mute(
+        self, key: MuteKey, until: float, by: str, at: float, alert_id: int | None
+    ) -> Mute:
+        """A mute of `key` until `until`; one that is active already is extended instead."""
+        ...
+
+    def active_mutes(self, now: float) -> list[Mute]: ...
+    def mute_by_id(self, mute_id: int) -> Mute | None: ...
+    def end_mute(self, mute_id: int, now: float) -> Mute | None:
+        """Make the mute expire now; None when there is no active mute of that id."""
+        ...
+
+    def alert_by_id(self, alert_id: int) -> PendingAlert | None:
+        """The stored alert of an outbox id (what a button's value names)."""
+        ...
+
+    def mark_muted(self, alert_ids: Sequence[int], mute_id: int) -> None:
+        """Delivered as muted: kept, counted, never posted."""
+        ...
+
+
 class StateBackend(Protocol):
     """The five repositories of one state backend (SQLite; later a shared one), and closing
     it."""
@@ -287,4 +318,6 @@ class StateBackend(Protocol):
     def cycles(self) -> CycleLog: ...
     @property
     def deliveries(self) -> DeliveryWatch: ...
+    @property
+    def triage(self) -> Triage: ...
     def close(self) -> None: ...

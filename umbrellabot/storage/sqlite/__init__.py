@@ -11,12 +11,13 @@ from umbrellabot.storage.sqlite.events import SqliteEventIndex
 from umbrellabot.storage.sqlite.files import SqliteFileLedger
 from umbrellabot.storage.sqlite.outbox import SqliteOutbox
 from umbrellabot.storage.sqlite.rollups import SqliteRollups
+from umbrellabot.storage.sqlite.triage import SqliteTriage
 
 __all__ = ["DATABASE_NAME", "SqliteState"]
 
 
 class SqliteState:
-    """The six repositories of `storage.ports` over one database in `state_dir`."""
+    """The seven repositories of `storage.ports` over one database in `state_dir`."""
 
     def __init__(self, state_dir: Path) -> None:
         self.database = Database(state_dir)
@@ -27,6 +28,7 @@ class SqliteState:
         self.rollups = SqliteRollups(self.database)
         self.cycles = SqliteCycleLog(self.database)
         self.deliveries = SqliteDeliveries(self.database)
+        self.triage = SqliteTriage(self.database)
 
     def close(self) -> None:
         self.database.close()

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DATABASE_NAME = "umbrellabot.sqlite3"
 
 _SCHEMA = """
@@ -88,6 +88,22 @@ CREATE TABLE IF NOT EXISTS slack_rollups (
     updated_at REAL NOT NULL,
     PRIMARY KEY (channel, rule_id, principal, window_start)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS acks (
+    alert_id INTEGER PRIMARY KEY,  -- outbox.id
+    user TEXT NOT NULL,            -- Slack user ID
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mutes (
+    id INTEGER PRIMARY KEY,
+    rule_id TEXT NOT NULL,
+    principal TEXT NOT NULL,       -- '' for alerts without one
+    account TEXT NOT NULL,         -- '' for alerts without one
+    until REAL NOT NULL,
+    muted_by TEXT NOT NULL,
+    muted_at REAL NOT NULL,
+    alert_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS mutes_by_key ON mutes (rule_id, principal, account, until);
 CREATE TABLE IF NOT EXISTS deliveries (
     account TEXT PRIMARY KEY,
     last_key TEXT NOT NULL,       -- the newest log file seen of the account
@@ -97,13 +113,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 
 # (table, column, type) added since version 2: worker deaths apart (3), claims of outbox rows by
-# one process (4), the Slack message that told an alert (5)
+# one process (4), the Slack message that told an alert (5), the mute that silenced it (6)
 _ADDED_COLUMNS = (
     ("files", "deaths", "INTEGER NOT NULL DEFAULT 0"),
     ("outbox", "claimed_by", "TEXT"),
     ("outbox", "claimed_until", "REAL"),
     ("outbox", "message_channel", "TEXT"),
     ("outbox", "message_ts", "TEXT"),
+    ("outbox", "muted_by", "INTEGER"),
 )
 
 

@@ -1,0 +1,215 @@
+"""Triage from the alert itself, end to end with the fake Slack: press Acknowledge, Mute and
+Details on a posted alert and see the message updated, the state stored and the answer in the
+thread; a muted rule and principal posts nothing new while another principal still alerts; an
+expired mute alerts again; a person of another workspace is refused with an ephemeral line."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from builders import ACCOUNT_A, create_user
+from fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack, Posted, mention
+
+from umbrellabot.app.delivery import flush_outbox
+from umbrellabot.app.wiring import slack_bot, slack_notifier
+from umbrellabot.config import Settings
+from umbrellabot.enrich.enrichment import alert_for
+from umbrellabot.model.records import Event
+from umbrellabot.model.triage import MuteKey
+from umbrellabot.query.lookup import EventLocator
+from umbrellabot.rules.rule import default_rules_path, load_rules
+from umbrellabot.slack.client import slack_client
+from umbrellabot.slack.triage_messages import ACK_ACTION, DETAILS_ACTION, MUTE_ACTION
+from umbrellabot.storage.sqlite import SqliteState
+
+CHANNEL = "CSEC00001"
+EVENT_ID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+
+
+def settings_for(fake: FakeSlack, tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_app_token": APP_TOKEN,
+        "slack_api_url": fake.api_url,
+        "slack_channel": CHANNEL,
+        "slack_post_interval_s": 0,
+        "state_dir": tmp_path / "state",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def world(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+    """An alert posted to the channel (its event indexed, its enriched copy on disk) and the
+    bot connected, both over the fake Slack."""
+    rules = load_rules([default_rules_path()], {"allowed_countries": ["US"]})
+    [rule] = [r for r in rules if r.id == "iam-user-created"]
+    record = {**create_user(event_id=EVENT_ID), "recipientAccountId": ACCOUNT_A}
+    copy = tmp_path / "copy.json.gz"
+    copy.write_bytes(gzip.compress(orjson.dumps(record) + b"\n"))
+    state = SqliteState(tmp_path / "state")
+    state.files.record_done(
+        "AWSLogs/a.json.gz", "etag", str(copy), 1, [(EVENT_ID, None, "HIGH")], []
+    )
+    alert = alert_for(Event(record), rule)
+    state.outbox.add_alerts([alert])
+    settings = settings_for(fake, tmp_path)
+    client = slack_client(BOT_TOKEN, base_url=fake.api_url, retry_backoff_s=0.01)
+    notifier = slack_notifier(settings, state, client=client)
+
+    async def read(location: str) -> bytes:
+        return await asyncio.to_thread(Path(location).read_bytes)
+
+    bot = slack_bot(
+        settings,
+        locator=EventLocator(read, index=state.events),
+        rules=rules,
+        state=state,
+    )
+    await bot.start()
+    assert await flush_outbox(state.outbox, notifier, triage=state.triage) == 1
+    [posted] = fake.messages_in(CHANNEL)
+    yield {"state": state, "bot": bot, "posted": posted, "alert": alert, "notifier": notifier}
+    await bot.stop()
+    state.close()
+
+
+def element(posted: Posted, action_id: str) -> dict[str, Any]:
+    [actions] = [b for b in posted.blocks or [] if b["type"] == "actions"]
+    [found] = [e for e in actions["elements"] if e["action_id"] == action_id]
+    return found
+
+
+def texts(blocks: list[dict[str, Any]] | None) -> str:
+    out = []
+    for block in blocks or []:
+        for obj in [block.get("text") or {}, *block.get("elements", []), *block.get("fields", [])]:
+            if isinstance(obj, dict) and obj.get("type") == "mrkdwn":
+                out.append(str(obj.get("text", "")))
+    return "\n".join(out)
+
+
+def press(posted: Posted, action_id: str, option: int | None = None) -> dict[str, Any]:
+    found = element(posted, action_id)
+    action: dict[str, Any] = {"action_id": action_id, "block_id": "umbrellabot_triage"}
+    if option is None:
+        action.update(type="button", value=found["value"], text=found["text"])
+    else:
+        action.update(type="static_select", selected_option=found["options"][option])
+    return action
+
+
+async def test_acknowledge_updates_the_message_in_place_and_is_stored(
+    fake: FakeSlack, world: dict[str, Any]
+) -> None:
+    posted, bot, state = world["posted"], world["bot"], world["state"]
+    envelope = await fake.send_action(posted, press(posted, ACK_ACTION))
+    await fake.wait_for(lambda: bool(posted.updates))
+    await bot.idle()
+    update_index = next(i for i, c in enumerate(fake.calls) if c.method == "chat.update")
+    assert fake.acked_at[envelope] <= update_index  # acknowledged before any Web API call
+    said = texts(posted.blocks)
+    assert "Acknowledged by <@UALICE001> at " in said
+    [actions] = [b for b in posted.blocks or [] if b["type"] == "actions"]
+    assert ACK_ACTION not in {e["action_id"] for e in actions["elements"]}  # done: no button
+    alert_id = int(element(posted, DETAILS_ACTION)["value"])
+    ack = state.triage.ack_of(alert_id)
+    assert ack is not None and ack.user == "UALICE001"
+    [(stored, alert)] = state.triage.acks(10)
+    assert stored == ack and alert.rule_id == "iam-user-created"
+    asked = await fake.send_event(mention("<@UBOT000001> acks"))
+    assert asked["envelope_id"]
+    await fake.wait_for(lambda: any("Acknowledged alerts" in texts(m.blocks) for m in fake.posted))
+
+
+async def test_mute_silences_that_principal_only_and_says_who_muted_what_until_when(
+    fake: FakeSlack, world: dict[str, Any]
+) -> None:
+    posted, bot, state, alert = world["posted"], world["bot"], world["state"], world["alert"]
+    await fake.send_action(posted, press(posted, MUTE_ACTION, option=0), user="UBOB00001")
+    await fake.wait_for(lambda: bool(posted.updates) and bool(fake.replies_to(posted.ts)))
+    await bot.idle()
+    assert "Muted by <@UBOB00001> until " in texts(posted.blocks)
+    [line] = fake.replies_to(posted.ts)
+    assert "none is lost" in texts(line.blocks) and "iam-user-created" in texts(line.blocks)
+    [mute] = state.triage.active_mutes(time.time())
+    assert mute.key == MuteKey.of(alert) and 3590 < mute.until - time.time() <= 3600
+
+    same = replace(alert, event_id="11111111-2222-3333-4444-555555555555")
+    other = replace(alert, event_id="21111111-2222-3333-4444-555555555555", principal="carol")
+    state.outbox.add_alerts([same, other])
+    before = len(fake.messages_in(CHANNEL))
+    assert await flush_outbox(state.outbox, world["notifier"], triage=state.triage) == 1
+    new = fake.messages_in(CHANNEL)[before:]
+    assert len(new) == 1 and "carol" in new[0].text  # the other principal still alerts
+    assert state.outbox.outbox_depth() == 0  # the muted one is not waiting: it is kept, muted
+    muted = state.database.execute(
+        "SELECT muted_by FROM outbox WHERE event_id = ?", (same.event_id,)
+    ).fetchone()
+    assert muted == (mute.id,)
+
+    # `mutes` lists it; `unmute` ends it; what comes next alerts again
+    await fake.send_event(mention("<@UBOT000001> mutes"))
+    await fake.wait_for(lambda: any("Active mutes (1)" in texts(m.blocks) for m in fake.posted))
+    await fake.send_event(mention(f"<@UBOT000001> unmute {mute.id}"))
+    await fake.wait_for(
+        lambda: any(f"Mute {mute.id} ended" in texts(m.blocks) for m in fake.posted)
+    )
+    assert state.triage.active_mutes(time.time()) == []
+    again = replace(alert, event_id="31111111-2222-3333-4444-555555555555")
+    state.outbox.add_alerts([again])
+    assert await flush_outbox(state.outbox, world["notifier"], triage=state.triage) == 1
+
+
+async def test_an_expired_mute_alerts_again(fake: FakeSlack, world: dict[str, Any]) -> None:
+    state, alert = world["state"], world["alert"]
+    now = time.time()
+    state.triage.add_mute(MuteKey.of(alert), now - 1, "UBOB00001", now - 3601, None)
+    state.outbox.add_alerts([replace(alert, event_id="41111111-2222-3333-4444-555555555555")])
+    assert await flush_outbox(state.outbox, world["notifier"], triage=state.triage) == 1
+
+
+async def test_details_answers_in_the_alerts_thread(fake: FakeSlack, world: dict[str, Any]) -> None:
+    posted, bot = world["posted"], world["bot"]
+    await fake.send_action(posted, press(posted, DETAILS_ACTION))
+    await fake.wait_for(lambda: len(fake.replies_to(posted.ts)) >= 2)  # looking up, the story
+    await bot.idle()
+    story = fake.replies_to(posted.ts)[-1]
+    assert EVENT_ID in story.text and "iam-user-created" in texts(story.blocks)
+
+
+async def test_a_person_of_another_workspace_is_refused_and_nothing_is_stored(
+    fake: FakeSlack, world: dict[str, Any]
+) -> None:
+    posted, bot, state = world["posted"], world["bot"], world["state"]
+    await fake.send_action(posted, press(posted, ACK_ACTION), user="UEXT00001", team="TOTHER01")
+    await fake.wait_for(lambda: bool(fake.ephemeral))
+    await bot.idle()
+    [line] = fake.ephemeral
+    assert line["user"] == "UEXT00001" and "workspace I am installed in" in line["text"] + str(
+        line.get("blocks")
+    )
+    assert not posted.updates and state.triage.acks(10) == []
+    external = {**mention("<@UBOT000001> status", user="UEXT00001"), "user_team": "TOTHER01"}
+    await fake.send_event(external)
+    await fake.wait_for(
+        lambda: any("workspace I am installed in" in texts(m.blocks) for m in fake.posted)
+    )
+
+
+async def test_a_forged_value_names_no_alert(fake: FakeSlack, world: dict[str, Any]) -> None:
+    posted, bot = world["posted"], world["bot"]
+    forged = {"action_id": ACK_ACTION, "type": "button", "value": "<!channel> 9999"}
+    await fake.send_action(posted, forged)
+    await fake.wait_for(lambda: bool(fake.ephemeral))
+    await bot.idle()
+    assert "no longer in my state" in fake.ephemeral[0]["text"] and not posted.updates

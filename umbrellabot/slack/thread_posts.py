@@ -1,0 +1,64 @@
+"""The bot's two ways of answering in a thread: a message, and a file (a record too long for a
+message). Slack trouble is logged here, since there is no one else to tell."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from umbrellabot.slack.text import Message
+
+log = logging.getLogger(__name__)
+
+
+async def post_in_thread(
+    client: AsyncWebClient, channel: str, thread: str | None, reply: Message
+) -> str | None:
+    """Post in the thread; the new message's ts, or None when Slack refused it."""
+    started = time.monotonic()
+    try:
+        response = await client.chat_postMessage(
+            channel=channel,
+            thread_ts=thread,
+            text=reply.text,
+            blocks=reply.blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+    except SlackApiError as err:
+        log.warning("posting to %s failed: %s", channel, err.response.get("error"))
+        return None
+    except SlackClientError as err:
+        log.warning("posting to %s failed: %s", channel, err)
+        return None
+    log.debug("posted to %s in %.3f s", channel, time.monotonic() - started)
+    ts = response.get("ts")
+    return str(ts) if ts else None
+
+
+async def upload_record(
+    client: AsyncWebClient,
+    channel: str,
+    thread: str | None,
+    event_id: str,
+    filename: str,
+    text: str,
+) -> str | None:
+    """The record as a JSON file in the thread; None when done, else why it failed."""
+    try:
+        await client.files_upload_v2(
+            channel=channel,
+            thread_ts=thread,
+            content=text,
+            filename=filename,
+            title=f"CloudTrail event {event_id}",
+            snippet_type="json",
+        )
+    except (SlackApiError, SlackClientError) as err:
+        reason = str(err.response.get("error")) if isinstance(err, SlackApiError) else str(err)
+        log.warning("uploading the record of %s failed: %s", event_id, reason)
+        return reason
+    return None

@@ -13,13 +13,21 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from umbrellabot.env_check import (
     PLACEHOLDERS,
     EnvFileError,
     check_env_file,
+    chosen_env_file,
     names_of,
     placeholder_problem,
     warn_about_environment,
@@ -29,6 +37,10 @@ from umbrellabot.model.severity import Severity
 ENV_FILE_VARIABLE = "UMBRELLABOT_ENV_FILE"
 DEFAULT_ENV_FILE = ".env"
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
+_TOKENS = {
+    "slack_bot_token": ("a bot token", "xoxb-"),
+    "slack_app_token": ("an app-level token", "xapp-"),
+}
 
 
 class SettingsError(Exception):
@@ -86,6 +98,11 @@ class Settings(BaseSettings):
     )
     slack_app_token: SecretStr | None = Field(
         None, description="App-level token (xapp-...) for Socket Mode."
+    )
+    routing_path: Path | None = Field(
+        None,
+        description="Routes of alerts to channels (YAML, config/routing.example.yaml); unset:"
+        " the rules' own channel, else SLACK_CHANNEL.",
     )
     slack_api_url: str | None = Field(
         None, description="Slack Web API base URL override (proxies, tests)."
@@ -238,18 +255,12 @@ class Settings(BaseSettings):
     def _split_lists(cls, value: Any) -> Any:
         return _split_list(value)
 
-    @field_validator("slack_bot_token")
+    @field_validator("slack_bot_token", "slack_app_token")
     @classmethod
-    def _check_bot_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("xoxb-"):
-            raise ValueError("expected a bot token starting with xoxb-")
-        return value
-
-    @field_validator("slack_app_token")
-    @classmethod
-    def _check_app_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("xapp-"):
-            raise ValueError("expected an app-level token starting with xapp-")
+    def _check_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        kind, prefix = _TOKENS[str(info.field_name)]
+        if value is not None and not value.get_secret_value().startswith(prefix):
+            raise ValueError(f"expected {kind} starting with {prefix}")
         return value
 
     @field_validator("schedule")
@@ -339,17 +350,6 @@ def _describe(error: Any) -> str:
     return message.removeprefix("Value error, ")
 
 
-def chosen_env_file() -> Path | None:
-    named = os.environ.get(ENV_FILE_VARIABLE)
-    if named:
-        path = Path(named)
-        if not path.is_file():
-            raise SettingsError(f"{ENV_FILE_VARIABLE}: no such env file: {path}")
-        return path
-    default = Path(DEFAULT_ENV_FILE)
-    return default if default.is_file() else None
-
-
 def setting_names() -> frozenset[str]:
     """Every variable name a setting is read from (old aliases too), upper case."""
     return names_of(Settings, ENV_FILE_VARIABLE)
@@ -377,7 +377,10 @@ def _placeholders(settings: Settings, env_file: Path | None) -> None:
 
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings; raises SettingsError with one line naming the variable."""
-    env_file = chosen_env_file()
+    try:
+        env_file = chosen_env_file(ENV_FILE_VARIABLE, DEFAULT_ENV_FILE)
+    except EnvFileError as err:
+        raise SettingsError(str(err)) from None
     names = setting_names()
     _checked_env_file(env_file, names)
     warn_about_environment(names)

@@ -41,6 +41,19 @@ class EnvFileError(ValueError):
     """The env file cannot be used as it is; str() is one line naming the file and the key."""
 
 
+def chosen_env_file(variable: str, default: str) -> Path | None:
+    """The file `variable` names (it must exist), else `default` in the working directory when
+    there is one."""
+    named = os.environ.get(variable)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise EnvFileError(f"{variable}: no such env file: {path}")
+        return path
+    found = Path(default)
+    return found if found.is_file() else None
+
+
 def names_of(model: Any, *extra: str) -> frozenset[str]:
     """The variable names a pydantic-settings model reads (field names and their
     AliasChoices), upper case, and `extra`."""

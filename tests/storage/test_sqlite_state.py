@@ -134,3 +134,47 @@ def test_deliveries_and_alert_messages_persist_and_an_old_state_gains_them(
 
     assert store.outbox.message_of(dedup_key(alert)) == ("C123", "1700000000.000100")
     store.close()
+
+
+def test_triage_acks_once_mutes_extend_and_end_and_an_old_state_gains_them(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from umbrellabot.model.own_alerts import file_abandoned
+    from umbrellabot.model.triage import MuteKey
+
+    with sqlite3.connect(tmp_path / "umbrellabot.sqlite3") as old:  # a version-5 outbox
+        old.executescript(
+            "CREATE TABLE outbox (id INTEGER PRIMARY KEY, dedup_key TEXT NOT NULL UNIQUE,"
+            " rule_id TEXT NOT NULL, event_id TEXT, severity INTEGER NOT NULL, payload TEXT"
+            " NOT NULL, created_at REAL NOT NULL, delivered_at REAL, attempts INTEGER NOT NULL"
+            " DEFAULT 0, next_attempt_at REAL NOT NULL DEFAULT 0, last_error TEXT,"
+            " claimed_by TEXT, claimed_until REAL, message_channel TEXT, message_ts TEXT);"
+            " PRAGMA user_version=5;"
+        )
+    store = SqliteState(tmp_path)
+    triage = store.triage
+    store.outbox.add_alerts([file_abandoned("AWSLogs/a.json.gz", "corrupt", 1.0)])
+    [pending] = store.outbox.pending_alerts()
+    assert triage.alert_by_id(pending.id) == pending and triage.alert_by_id(999) is None
+
+    first = triage.acknowledge(pending.id, "UALICE001", 10.0)
+    assert triage.acknowledge(pending.id, "UBOB00001", 20.0) == first  # the first one stays
+    assert [ack for ack, _ in triage.acks(5)] == [first]
+
+    key = MuteKey("r", "alice", "111111111111")
+    mute = triage.add_mute(key, 100.0, "UBOB00001", 10.0, pending.id)
+    again = triage.add_mute(key, 200.0, "UCAROL001", 50.0, None)
+    assert again.id == mute.id and again.until == 200.0  # one mute, extended
+    shorter = triage.add_mute(key, 150.0, "UCAROL001", 60.0, None)
+    assert shorter.until == 200.0  # never shortened by a later, shorter one
+    other = triage.add_mute(MuteKey("r", "", "111111111111"), 300.0, "U1", 10.0, None)
+    assert {m.id for m in triage.active_mutes(90.0)} == {mute.id, other.id}
+    assert triage.end_mute(mute.id, 95.0) is not None and triage.end_mute(mute.id, 96.0) is None
+    assert [m.id for m in triage.active_mutes(96.0)] == [other.id]
+    assert triage.add_mute(key, 500.0, "U1", 97.0, None).id != mute.id  # ended: a new one
+
+    triage.mark_muted([pending.id], other.id)
+    assert store.outbox.pending_alerts() == [] and store.outbox.outbox_depth() == 0
+    store.close()

@@ -268,11 +268,14 @@ def slack_notifier(
     settings: Settings,
     state: StateBackend,
     channels: Mapping[str, str] | None = None,
+    rules: Sequence[Rule] = (),
     **options: Any,
 ) -> SlackNotifier:
-    """Alerts to SLACK_CHANNEL (`options`: client and the notifier's clocks, for tests)."""
+    """Alerts to their routes' channels (ROUTING_PATH), the rules' own, else SLACK_CHANNEL
+    (`options`: client and the notifier's clocks, for tests). Raises RoutingError."""
     from umbrellabot.slack.client import slack_client
     from umbrellabot.slack.notifier import SlackNotifier
+    from umbrellabot.slack.routing import Router, load_routes
 
     if settings.slack_bot_token is None:
         raise SlackSettingsError("SLACK_BOT_TOKEN is not set")
@@ -281,12 +284,18 @@ def slack_notifier(
     client = options.pop("client", None) or slack_client(
         settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
     )
+    router = Router(
+        load_routes(settings.routing_path) if settings.routing_path else [],
+        settings.slack_channel,
+        rule_tags={rule.id: rule.tags for rule in rules},
+        rule_channels=channels,
+    )
     return SlackNotifier(
         client,
         outbox=state.outbox,
         rollups=state.rollups,
         channel=settings.slack_channel,
-        rule_channels=channels,
+        router=router,
         min_severity=settings.alert_min_severity,
         rollup_threshold=settings.slack_rollup_threshold,
         rollup_window_minutes=settings.slack_rollup_window_minutes,
@@ -308,7 +317,7 @@ def notifier_for(
     """Slack when a bot token is configured, else the console (the embedded default)."""
     if settings.slack_enabled():
         channels = {rule.id: rule.channel for rule in rules if rule.channel}
-        return slack_notifier(settings, state, channels, **options)
+        return slack_notifier(settings, state, channels, rules, **options)
     return ConsoleNotifier(console, wide=wide)
 
 

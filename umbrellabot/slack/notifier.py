@@ -60,6 +60,7 @@ from umbrellabot.slack.rollup import (
     plan_rollups,
     rollup_key,
 )
+from umbrellabot.slack.routing import Router
 from umbrellabot.slack.text import Message
 from umbrellabot.slack.triage_messages import triaged_alert_message
 from umbrellabot.storage.ports import AlertOutbox, PendingAlert, RollupStore, RollupWindow
@@ -81,6 +82,7 @@ class SlackNotifier:
         rollups: RollupStore,
         channel: str,
         rule_channels: Mapping[str, str] | None = None,
+        router: Router | None = None,
         min_severity: Severity = Severity.HIGH,
         rollup_threshold: int = 5,
         rollup_window_minutes: int = 10,
@@ -97,7 +99,7 @@ class SlackNotifier:
         self._outbox = outbox
         self._rollups = rollups
         self.channel = channel
-        self._rule_channels = dict(rule_channels or {})
+        self._router = router or Router([], channel, rule_channels=rule_channels)
         self._min_severity = min_severity
         self._threshold = max(rollup_threshold, 1)
         self._window_minutes = rollup_window_minutes
@@ -113,7 +115,7 @@ class SlackNotifier:
         self.failures = 0  # delivery rounds to a channel cut short (outage, 5xx, refusal)
 
     def channel_for(self, alert: Alert) -> str:
-        return self._rule_channels.get(alert.rule_id) or self.channel
+        return self._router.channel_for(alert)
 
     # storage.ports.Notifier
 

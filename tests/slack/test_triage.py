@@ -213,3 +213,13 @@ async def test_a_forged_value_names_no_alert(fake: FakeSlack, world: dict[str, A
     await fake.wait_for(lambda: bool(fake.ephemeral))
     await bot.idle()
     assert "no longer in my state" in fake.ephemeral[0]["text"] and not posted.updates
+
+
+def test_one_severity_vocabulary_in_alerts_and_replies() -> None:
+    from umbrellabot.model.severity import Severity
+    from umbrellabot.slack.alert_messages import severity_label
+    from umbrellabot.slack.replies import severity_heading
+
+    for severity in Severity:
+        assert severity_label(severity) == severity_heading(severity)
+    assert len({severity_label(s).split()[0] for s in Severity}) == len(Severity)

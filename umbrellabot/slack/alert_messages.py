@@ -22,6 +22,7 @@ from umbrellabot.slack.text import (
     BLOCKS_MAX,
     MESSAGE_TEXT_MAX,
     SECTION_TEXT_MAX,
+    SEVERITY_EMOJI,
     Message,
     context,
     escape,
@@ -32,13 +33,6 @@ from umbrellabot.slack.text import (
     truncate,
 )
 
-SEVERITY_EMOJI = {
-    Severity.CRITICAL: ":rotating_light:",
-    Severity.HIGH: ":red_circle:",
-    Severity.MEDIUM: ":large_orange_circle:",
-    Severity.LOW: ":large_yellow_circle:",
-    Severity.INFO: ":information_source:",
-}
 CONSOLE_LABEL = "Open in the AWS console"
 FIELD_VALUE_MAX = 500  # one who/what/where/when value
 USER_AGENT_MAX = 1000

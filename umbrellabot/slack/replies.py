@@ -17,6 +17,7 @@ from umbrellabot.model.severity import Severity
 from umbrellabot.slack import commands
 from umbrellabot.slack.text import (
     SECTION_TEXT_MAX,
+    SEVERITY_EMOJI,
     Message,
     context,
     escape,
@@ -29,14 +30,6 @@ from umbrellabot.slack.text import (
 
 FIELD_VALUE_MAX = 300
 EXAMPLE_EVENT_ID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
-
-SEVERITY_EMOJI = {
-    Severity.CRITICAL: ":red_circle:",
-    Severity.HIGH: ":large_orange_circle:",
-    Severity.MEDIUM: ":large_yellow_circle:",
-    Severity.LOW: ":large_blue_circle:",
-    Severity.INFO: ":white_circle:",
-}
 
 
 def inline(value: object, limit: int = 120) -> str:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from umbrellabot.model.severity import Severity
+
 SECTION_TEXT_MAX = 3000  # characters in a section's text
 MESSAGE_TEXT_MAX = 40_000  # characters in a message's text
 BLOCKS_MAX = 50  # blocks in a message
@@ -20,6 +22,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 # admin while matching nothing; they are taken out (a visible mark would split the word).
 INVISIBLE = re.compile(r"[\u200b-\u200f\u2060-\u2064\ufeff]")
 ELLIPSIS = "…"
+# One severity vocabulary for alerts, replies, the digest and the App Home.
+SEVERITY_EMOJI = {
+    Severity.CRITICAL: ":rotating_light:",
+    Severity.HIGH: ":red_circle:",
+    Severity.MEDIUM: ":large_orange_circle:",
+    Severity.LOW: ":large_yellow_circle:",
+    Severity.INFO: ":information_source:",
+}
 
 
 class Message(NamedTuple):

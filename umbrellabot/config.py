@@ -99,11 +99,7 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(
         None, description="App-level token (xapp-...) for Socket Mode."
     )
-    routing_path: Path | None = Field(
-        None,
-        description="Routes of alerts to channels (YAML, config/routing.example.yaml); unset:"
-        " the rules' own channel, else SLACK_CHANNEL.",
-    )
+    routing_path: Path | None = Field(None, description="Alert routes (YAML) to channels.")
     slack_api_url: str | None = Field(
         None, description="Slack Web API base URL override (proxies, tests)."
     )
@@ -208,6 +204,9 @@ class Settings(BaseSettings):
     )
     enriched_local_path: Path = Field(
         Path("enriched"), description="Local folder of enriched files (the DuckDB engine's data)."
+    )
+    lookup_rate_per_minute: int = Field(
+        6, ge=0, description="Bot lookups per user a minute that reach the query engine; 0: any."
     )
     event_lookup_days: int = Field(
         90, ge=1, le=3660, description="Days searched for an eventID the index does not know."

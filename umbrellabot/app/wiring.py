@@ -335,6 +335,7 @@ def bot_config(settings: Settings) -> BotConfig:
         allowed_channels=frozenset(settings.allowed_channels),
         allowed_users=frozenset(settings.allowed_users),
         allow_external_users=settings.allow_external_users,
+        lookup_rate_per_minute=settings.lookup_rate_per_minute,
         lookup_days=settings.event_lookup_days,
         lookup_timeout_s=settings.athena_timeout_s + 30,
     )
@@ -359,5 +360,6 @@ def slack_bot(
         outbox=state.outbox if state else None,
         files=state.files if state else None,
         triage=state.triage if state else None,
+        lookup_guard=state.lookups if state else None,
         **options,
     )

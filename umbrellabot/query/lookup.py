@@ -96,6 +96,10 @@ class EventLocator:
     async def find(self, event_id: str) -> FoundEvent | None:
         """Raises queries.InvalidQueryInput for anything that is not an eventID, before any
         lookup, and queries.QueryError when the engine fails."""
+        return await self.find_indexed(event_id) or await self.find_in_engine(event_id)
+
+    async def find_indexed(self, event_id: str) -> FoundEvent | None:
+        """The event through the state index only (no query cost)."""
         event_id = valid_event_id(event_id)
         # a thread: the ingest cycle may hold the database for a moment
         indexed = await asyncio.to_thread(self._index.find_event, event_id) if self._index else None
@@ -104,6 +108,15 @@ class EventLocator:
             if record is not None:
                 return FoundEvent(record, indexed.key, "index")
             log.warning("index points %s at %s, which no longer holds it", event_id, indexed.key)
+        return None
+
+    @property
+    def has_engine(self) -> bool:
+        return self._engine is not None
+
+    async def find_in_engine(self, event_id: str) -> FoundEvent | None:
+        """The event through the query engine over the last `window_days` (a query's cost)."""
+        event_id = valid_event_id(event_id)
         if self._engine is None:
             return None
         rows = await self._engine.run(event_by_id(event_id, TimeRange.last(days=self._window_days)))

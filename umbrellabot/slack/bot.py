@@ -45,11 +45,12 @@ from umbrellabot.rules.rule import Rule
 from umbrellabot.slack import commands, replies, story_reply
 from umbrellabot.slack.client import api_url, bolt_logger
 from umbrellabot.slack.gate import MentionGate
+from umbrellabot.slack.guarded_lookup import GuardedLookup
 from umbrellabot.slack.recent import RecentSource
 from umbrellabot.slack.text import Message
 from umbrellabot.slack.thread_posts import post_in_thread, upload_record
 from umbrellabot.slack.triage import SlackTriage
-from umbrellabot.storage.ports import AlertOutbox, CycleLog, FileLedger, Triage
+from umbrellabot.storage.ports import AlertOutbox, CycleLog, FileLedger, LookupGuard, Triage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -72,6 +73,7 @@ class BotConfig:
     allow_external_users: bool = False  # Slack Connect: people of other workspaces
     lookup_days: int = 90
     lookup_timeout_s: float = 330.0
+    lookup_rate_per_minute: int = 6  # engine lookups per user; 0: no limit
 
 
 class SlackBotError(Exception):
@@ -95,13 +97,14 @@ class SlackBot:
         recent_label: str = "the alert history",
         status_extra: StatusExtra | None = None,
         triage: Triage | None = None,
+        lookup_guard: LookupGuard | None = None,
         max_concurrent_lookups: int = 4,
         ping_interval_s: float = 10,
         slow_ack_after_s: float = ACK_AFTER_S,
     ) -> None:
         self.config = config
         self.rules = list(rules)
-        self._locator = locator
+        self._lookup = GuardedLookup(locator, lookup_guard, config.lookup_rate_per_minute)
         self._cycles = cycles
         self._outbox = outbox
         self._files = files
@@ -256,7 +259,7 @@ class SlackBot:
             return
         command = commands.parse(str(event.get("text") or ""))
         try:
-            await self._answer(command, channel, thread)
+            await self._answer(command, channel, thread, verdict.user)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -264,10 +267,12 @@ class SlackBot:
             log.exception("answering %r in %s failed (reference %s)", command, channel, reference)
             await self._post(channel, thread, replies.something_went_wrong(reference))
 
-    async def _answer(self, command: commands.Command, channel: str, thread: str | None) -> None:
+    async def _answer(
+        self, command: commands.Command, channel: str, thread: str | None, user: str
+    ) -> None:
         match command:
             case commands.CheckOut(event_id=typed, verb=verb):
-                await self._check_out(typed, verb, channel, thread)
+                await self._check_out(typed, verb, channel, thread, user)
             case commands.Status():
                 await self._post(channel, thread, replies.status_reply(await self.status_info()))
             case commands.Recent(limit=limit, note=note):
@@ -284,7 +289,9 @@ class SlackBot:
 
     # commands
 
-    async def _check_out(self, typed: str, verb: str, channel: str, thread: str | None) -> None:
+    async def _check_out(
+        self, typed: str, verb: str, channel: str, thread: str | None, user: str
+    ) -> None:
         try:
             event_id = valid_event_id(typed)  # before anything else: no lookup of junk
         except InvalidQueryInput:
@@ -293,7 +300,7 @@ class SlackBot:
         await self._post(channel, thread, replies.looking_up(event_id))
         try:
             async with self._lookups, asyncio.timeout(self.config.lookup_timeout_s):
-                found = await self._locator.find(event_id)
+                found = await self._lookup.find(event_id, user)
         except InvalidQueryInput:
             await self._post(channel, thread, replies.invalid_event_id(typed, verb))
             return
@@ -309,6 +316,9 @@ class SlackBot:
         if found is None:
             days = self.config.lookup_days
             await self._post(channel, thread, replies.not_found(event_id, days))
+            return
+        if isinstance(found, Message):  # the door on the engine stopped it
+            await self._post(channel, thread, found)
             return
         story = build_story(found.record, self.rules, found.location)
         record_text = story_reply.record_json(story)

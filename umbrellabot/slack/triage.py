@@ -39,7 +39,8 @@ from umbrellabot.storage.ports import PendingAlert, Triage
 
 log = logging.getLogger(__name__)
 Spawn = Callable[[Awaitable[None]], None]
-CheckOut = Callable[[str, str, str, str | None], Awaitable[None]]  # typed, verb, channel, thread
+# typed, verb, channel, thread, user
+CheckOut = Callable[[str, str, str, str | None, str], Awaitable[None]]
 
 
 def _text(markdown: str, summary: str) -> Message:
@@ -158,11 +159,12 @@ class SlackTriage:
             return
         stored, _ = pressed
         channel, ts = self._where(body)
+        user, _, _ = self._gate.may_act(body)
         if not stored.alert.event_id:
             note = "This alert is about a group of events, not one: its message says which."
             await self._client.chat_postMessage(channel=channel, thread_ts=ts, text=note)
             return
-        await self._check_out(stored.alert.event_id, "check out", channel, ts)
+        await self._check_out(stored.alert.event_id, "check out", channel, ts, user)
 
     async def _update(
         self,

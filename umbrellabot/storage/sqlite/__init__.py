@@ -9,6 +9,7 @@ from umbrellabot.storage.sqlite.database import DATABASE_NAME, Database
 from umbrellabot.storage.sqlite.deliveries import SqliteDeliveries
 from umbrellabot.storage.sqlite.events import SqliteEventIndex
 from umbrellabot.storage.sqlite.files import SqliteFileLedger
+from umbrellabot.storage.sqlite.lookups import SqliteLookups
 from umbrellabot.storage.sqlite.outbox import SqliteOutbox
 from umbrellabot.storage.sqlite.rollups import SqliteRollups
 from umbrellabot.storage.sqlite.triage import SqliteTriage
@@ -17,7 +18,7 @@ __all__ = ["DATABASE_NAME", "SqliteState"]
 
 
 class SqliteState:
-    """The seven repositories of `storage.ports` over one database in `state_dir`."""
+    """The eight repositories of `storage.ports` over one database in `state_dir`."""
 
     def __init__(self, state_dir: Path) -> None:
         self.database = Database(state_dir)
@@ -29,6 +30,7 @@ class SqliteState:
         self.cycles = SqliteCycleLog(self.database)
         self.deliveries = SqliteDeliveries(self.database)
         self.triage = SqliteTriage(self.database)
+        self.lookups = SqliteLookups(self.database)
 
     def close(self) -> None:
         self.database.close()

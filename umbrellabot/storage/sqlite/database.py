@@ -104,6 +104,15 @@ CREATE TABLE IF NOT EXISTS mutes (
     alert_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS mutes_by_key ON mutes (rule_id, principal, account, until);
+CREATE TABLE IF NOT EXISTS lookups (
+    user TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lookups_by_user ON lookups (user, at);
+CREATE TABLE IF NOT EXISTS lookup_misses (
+    event_id TEXT PRIMARY KEY,
+    until REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deliveries (
     account TEXT PRIMARY KEY,
     last_key TEXT NOT NULL,       -- the newest log file seen of the account

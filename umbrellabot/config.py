@@ -28,10 +28,13 @@ from umbrellabot.env_check import (
     EnvFileError,
     check_env_file,
     chosen_env_file,
+    describe_error,
     names_of,
     placeholder_problem,
+    source_of,
     warn_about_environment,
 )
+from umbrellabot.model.accounts import parse_account_names
 from umbrellabot.model.severity import Severity
 
 ENV_FILE_VARIABLE = "UMBRELLABOT_ENV_FILE"
@@ -108,6 +111,9 @@ class Settings(BaseSettings):
     )
     allowed_users: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="User IDs the bot answers; empty: anyone."
+    )
+    account_names: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="Account names: 111122223333=prod-payments,..."
     )
     allow_external_users: bool = Field(
         False,
@@ -275,6 +281,11 @@ class Settings(BaseSettings):
             raise ValueError(f"expected a cron expression such as '*/10 * * * *': {err}") from None
         return value.strip()
 
+    @field_validator("account_names", mode="before")
+    @classmethod
+    def _parse_names(cls, value: Any) -> Any:
+        return parse_account_names(value) if isinstance(value, str) else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
@@ -336,19 +347,6 @@ class Settings(BaseSettings):
         return {"allowed_countries": list(self.allowed_countries)}
 
 
-def _source_of(name: str, env_file: Path | None) -> str:
-    if any(key.upper() == name for key in os.environ):
-        return "from the environment"
-    if env_file is not None:
-        return f"from {env_file}"
-    return "default"
-
-
-def _describe(error: Any) -> str:
-    message = str(error.get("msg", "invalid value"))
-    return message.removeprefix("Value error, ")
-
-
 def setting_names() -> frozenset[str]:
     """Every variable name a setting is read from (old aliases too), upper case."""
     return names_of(Settings, ENV_FILE_VARIABLE)
@@ -369,7 +367,7 @@ def _placeholders(settings: Settings, env_file: Path | None) -> None:
     for key in PLACEHOLDERS:
         value = getattr(settings, key.lower())
         text = value.get_secret_value() if isinstance(value, SecretStr) else value
-        problem = placeholder_problem({key: text}, _source_of(key, env_file).removeprefix("from "))
+        problem = placeholder_problem({key: text}, source_of(key, env_file).removeprefix("from "))
         if problem is not None:
             raise SettingsError(problem)
 
@@ -389,12 +387,12 @@ def load_settings(**overrides: Any) -> Settings:
         first = err.errors()[0]
         name = str(first["loc"][0]).upper() if first.get("loc") else "settings"
         value = first.get("input")
-        message = _describe(first)
+        message = describe_error(first)
         secret = "key" in name.lower() or "token" in name.lower()
         if not (secret or isinstance(value, dict) or repr(value) in message):
             message += f" (got {value!r})"
         raise SettingsError(
-            f"invalid setting {name} {_source_of(name, env_file)}: {message}"
+            f"invalid setting {name} {source_of(name, env_file)}: {message}"
         ) from None
     _placeholders(settings, env_file)
     return settings

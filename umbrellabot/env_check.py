@@ -145,3 +145,18 @@ def placeholder_problem(values: Mapping[str, object], source: str) -> str | None
         if str(values.get(key) or "") == placeholder:
             return f"fill in {key} in {source} (it still holds the example's {placeholder})"
     return None
+
+
+def source_of(name: str, env_file: Path | None) -> str:
+    """Where a setting's value came from, for the line that says it is wrong."""
+    if any(key.upper() == name for key in os.environ):
+        return "from the environment"
+    if env_file is not None:
+        return f"from {env_file}"
+    return "default"
+
+
+def describe_error(error: Any) -> str:
+    """A pydantic error's message without pydantic's own prefix."""
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")

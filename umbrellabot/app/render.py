@@ -17,6 +17,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from umbrellabot.model.accounts import NO_NAMES, AccountNames, account_label
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.severity import Severity
 from umbrellabot.query.story import EventStory, original_record, pretty_json
@@ -163,7 +164,9 @@ def cycle_summary(report: CycleReport, where: str) -> RenderableType:
     return lines
 
 
-def event_story(story: EventStory, *, full_record: bool = True) -> RenderableType:
+def event_story(
+    story: EventStory, *, full_record: bool = True, names: AccountNames = NO_NAMES
+) -> RenderableType:
     """`umbrellabot show`: the fields, the rules and why they matched, then the whole record."""
     parts: list[RenderableType] = []
     title = Text()
@@ -177,7 +180,8 @@ def event_story(story: EventStory, *, full_record: bool = True) -> RenderableTyp
     fields.add_column(style="bold")
     fields.add_column(overflow="fold")
     who = safe(story.principal, 200)
-    who.append(f" ({story.identity_type or 'unknown identity'}, account {story.account or '?'})")
+    account = account_label(story.account, names) or "?"
+    who.append(f" ({story.identity_type or 'unknown identity'}, account {account})")
     where = safe(story.region)
     where.append(" from ")
     where.append_text(safe(story.source_ip, 100))

@@ -296,6 +296,7 @@ def slack_notifier(
         rollups=state.rollups,
         channel=settings.slack_channel,
         router=router,
+        account_names=settings.account_names,
         min_severity=settings.alert_min_severity,
         rollup_threshold=settings.slack_rollup_threshold,
         rollup_window_minutes=settings.slack_rollup_window_minutes,
@@ -336,6 +337,7 @@ def bot_config(settings: Settings) -> BotConfig:
         allowed_users=frozenset(settings.allowed_users),
         allow_external_users=settings.allow_external_users,
         lookup_rate_per_minute=settings.lookup_rate_per_minute,
+        account_names=dict(settings.account_names),
         lookup_days=settings.event_lookup_days,
         lookup_timeout_s=settings.athena_timeout_s + 30,
     )

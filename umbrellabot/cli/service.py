@@ -169,7 +169,8 @@ async def _show(settings: Settings, event_id: str, as_json: bool, folder: Path |
     if as_json:
         print(orjson.dumps(found.record, option=orjson.OPT_INDENT_2).decode())
     else:
-        stdout.print(render.event_story(build_story(found.record, rules, found.location)))
+        story = build_story(found.record, rules, found.location)
+        stdout.print(render.event_story(story, names=settings.account_names))
         via = {"index": "the event index", "folder": "a search of the folder"}
         stdout.print(f"(found via {via.get(found.via, found.via)})", style="dim")
     return EXIT_OK

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from umbrellabot.model.accounts import NO_NAMES, AccountNames, account_label
 from umbrellabot.model.alerts import Alert, console_url
 from umbrellabot.model.severity import Severity
 from umbrellabot.slack.text import (
@@ -112,12 +113,12 @@ def runbook_text(runbook: str, limit: int = RUNBOOK_MAX) -> str:
     return _URL.sub(link, escaped)
 
 
-def _who(alert: Alert) -> str:
+def _who(alert: Alert, names: AccountNames) -> str:
     parts = [code(alert.principal or "unknown")]
     if alert.identity_type:
         parts.append(plain(alert.identity_type, 100))
     if alert.account:
-        parts.append(f"account {code(alert.account, 100)}")
+        parts.append(f"account {code(account_label(alert.account, names), 200)}")
     return "\n".join(parts)
 
 
@@ -174,14 +175,14 @@ def verbatim(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # messages
 
 
-def alert_message(alert: Alert) -> Message:
+def alert_message(alert: Alert, names: AccountNames = NO_NAMES) -> Message:
     """One alert: severity, title, who/what/where/when, user agent, runbook, eventID, link."""
     title = plain(alert.rule_title, 1000)
     blocks: list[dict[str, Any]] = [
         section(f"{severity_label(alert.severity)}  *{title}*"),
         fields_section(
             [
-                ("Who", _who(alert)),
+                ("Who", _who(alert, names)),
                 ("What", _what(alert)),
                 ("Where", _where(alert)),
                 ("When", utc_time(alert.event_time)),

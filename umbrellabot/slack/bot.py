@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -74,6 +74,7 @@ class BotConfig:
     lookup_days: int = 90
     lookup_timeout_s: float = 330.0
     lookup_rate_per_minute: int = 6  # engine lookups per user; 0: no limit
+    account_names: Mapping[str, str] = field(default_factory=dict)
 
 
 class SlackBotError(Exception):
@@ -147,7 +148,12 @@ class SlackBot:
         self._triage: SlackTriage | None = None
         if triage is not None:  # the buttons on alerts, `mutes`, `unmute`, `acks`
             self._triage = SlackTriage(
-                self.client, triage, self._gate, spawn=self._run, check_out=self._check_out
+                self.client,
+                triage,
+                self._gate,
+                spawn=self._run,
+                check_out=self._check_out,
+                names=config.account_names,
             )
             self._triage.register(self.app)
 
@@ -326,7 +332,11 @@ class SlackBot:
             story_reply.upload_filename(story) if story_reply.needs_upload(record_text) else None
         )
         reply = story_reply.event_story(
-            story, via=found.via, record_text=record_text, attachment=filename
+            story,
+            via=found.via,
+            record_text=record_text,
+            attachment=filename,
+            names=self.config.account_names,
         )
         await self._post(channel, thread, reply)
         if filename is not None:

@@ -34,6 +34,7 @@ import aiohttp
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from umbrellabot.model.accounts import NO_NAMES, AccountNames
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.report import CycleReport
 from umbrellabot.model.severity import Severity
@@ -83,6 +84,7 @@ class SlackNotifier:
         channel: str,
         rule_channels: Mapping[str, str] | None = None,
         router: Router | None = None,
+        account_names: AccountNames = NO_NAMES,
         min_severity: Severity = Severity.HIGH,
         rollup_threshold: int = 5,
         rollup_window_minutes: int = 10,
@@ -100,6 +102,7 @@ class SlackNotifier:
         self._rollups = rollups
         self.channel = channel
         self._router = router or Router([], channel, rule_channels=rule_channels)
+        self._names = account_names
         self._min_severity = min_severity
         self._threshold = max(rollup_threshold, 1)
         self._window_minutes = rollup_window_minutes
@@ -199,7 +202,7 @@ class SlackNotifier:
         return found
 
     async def _post_alert(self, channel: str, pending: PendingAlert, failed: set[int]) -> bool:
-        message = triaged_alert_message(pending.alert, pending.id)
+        message = triaged_alert_message(pending.alert, pending.id, names=self._names)
         refs, recheck = [alert_ref(pending.alert)], pending.attempts > 0
         try:
             posted = await self._post(channel, message, refs=refs, recheck=recheck)

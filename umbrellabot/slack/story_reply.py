@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from umbrellabot.model.accounts import NO_NAMES, AccountNames, account_label
 from umbrellabot.query.story import EventStory, Finding, original_record, pretty_json
 from umbrellabot.slack.alert_messages import context_text
 from umbrellabot.slack.replies import inline, severity_heading
@@ -92,6 +93,7 @@ def event_story(
     via: str,
     record_text: str | None = None,
     attachment: str | None = None,
+    names: AccountNames = NO_NAMES,
 ) -> Message:
     """The whole story of one event. `record_text` is record_json(story); when `attachment`
     names a file, the full record is said to follow as that file, otherwise a long record is
@@ -105,7 +107,8 @@ def event_story(
     where = log_value(story.source_ip, 100)
     if story.country:
         where += f" ({escape(story.country)})"
-    identity = f"{log_value(story.identity_type, 60)}, account {log_value(story.account, 40)}"
+    account = log_value(account_label(story.account, names), 120)
+    identity = f"{log_value(story.identity_type, 60)}, account {account}"
     outcome = story.outcome
     blocks: list[dict[str, Any]] = [
         section(heading),

@@ -20,6 +20,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from umbrellabot.model.accounts import NO_NAMES, AccountNames
 from umbrellabot.model.triage import MUTE_DURATIONS, Ack, Mute, MuteKey
 from umbrellabot.slack import commands, replies
 from umbrellabot.slack.alert_messages import code, plain
@@ -56,8 +57,10 @@ class SlackTriage:
         *,
         spawn: Spawn,
         check_out: CheckOut,
+        names: AccountNames = NO_NAMES,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._names = names
         self._client = client
         self._triage = triage
         self._gate = gate
@@ -181,7 +184,7 @@ class SlackTriage:
             active = await asyncio.to_thread(self._triage.active_mutes, now)
             mute = next((m for m in active if m.key == key), None)
         channel, ts = self._where(body)
-        message = triaged_alert_message(stored.alert, stored.id, ack, mute)
+        message = triaged_alert_message(stored.alert, stored.id, ack, mute, self._names)
         await self._client.chat_update(
             channel=channel, ts=ts, text=message.text, blocks=message.blocks
         )

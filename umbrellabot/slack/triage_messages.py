@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from umbrellabot.model.accounts import NO_NAMES, AccountNames
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.triage import MUTE_DURATIONS, Ack, Mute
 from umbrellabot.slack.alert_messages import alert_message, code, verbatim
@@ -92,10 +93,14 @@ def mute_line(mute: Mute) -> str:
 
 
 def triaged_alert_message(
-    alert: Alert, alert_id: int, ack: Ack | None = None, mute: Mute | None = None
+    alert: Alert,
+    alert_id: int,
+    ack: Ack | None = None,
+    mute: Mute | None = None,
+    names: AccountNames = NO_NAMES,
 ) -> Message:
     """The alert's message with its buttons and what was done about it."""
-    message = alert_message(alert)
+    message = alert_message(alert, names)
     blocks = list(message.blocks)
     footer = blocks.pop() if blocks and blocks[-1].get("type") == "context" else None
     if ack is not None:

@@ -1,7 +1,7 @@
 """A fake Slack on 127.0.0.1 for tests, driven by the real slack_sdk / slack_bolt clients.
 
 Web API (`/api/<method>`): auth.test, apps.connections.open, chat.postMessage, chat.update,
-chat.postEphemeral,
+chat.postEphemeral, views.publish,
 files.getUploadURLExternal, the upload URL itself and files.completeUploadExternal, plus
 conversations.info, .list, .history and .replies (message metadata kept as posted, returned
 with include_all_metadata). Socket Mode (`/link`): `hello` on connect, `events_api` envelopes
@@ -61,6 +61,7 @@ class FakeSlack:
         self.acks: dict[str, dict[str, Any]] = {}
         self.acked_at: dict[str, int] = {}  # envelope -> how many Web API calls came before
         self.ephemeral: list[dict[str, Any]] = []  # chat.postEphemeral calls
+        self.views: list[dict[str, Any]] = []  # views.publish calls (the App Home)
         self.outage = False
         self.rate_limited_calls = 0  # the next N Web API calls get HTTP 429
         self.accepted_then_lost = 0  # the next N posts are kept, but answered HTTP 500
@@ -194,6 +195,13 @@ class FakeSlack:
                 message.blocks = data.get("blocks", message.blocks)
                 return {"ok": True, "channel": message.channel, "ts": message.ts}
         return {"ok": False, "error": "message_not_found"}
+
+    def _m_views_publish(self, data: dict[str, Any]) -> dict[str, Any]:
+        view = data.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        self.views.append({"user_id": data.get("user_id"), "view": view})
+        return {"ok": True, "view": {"id": f"V{len(self.views):08d}", **(view or {})}}
 
     def _m_chat_postEphemeral(self, data: dict[str, Any]) -> dict[str, Any]:
         self.ephemeral.append(data)

@@ -116,8 +116,13 @@ SLACK_METHOD_SCOPES = {
     "conversations_replies": ("channels:history", "groups:history"),
     "conversations_list": ("channels:read", "groups:read"),
     "auth_test": None,
+    "views_publish": None,  # the App Home tab
 }
-EVENT_SCOPES = {"app_mention": "app_mentions:read", "message.im": "im:history"}
+EVENT_SCOPES = {
+    "app_mention": "app_mentions:read",
+    "message.im": "im:history",
+    "app_home_opened": None,
+}
 
 
 def test_slack_manifest_asks_exactly_for_the_scopes_used() -> None:
@@ -130,7 +135,7 @@ def test_slack_manifest_asks_exactly_for_the_scopes_used() -> None:
         re.findall(
             r"\.(chat_[a-zA-Z]+|files_(?:upload|complete|get|delete|info)[a-z_0-9]*|auth_test"
             r"|conversations_[a-z]+"
-            r"|users_[a-z]+|reactions_[a-z]+)\(",
+            r"|users_[a-z]+|reactions_[a-z]+|views_[a-z]+)\(",
             source,
         )
     )
@@ -142,6 +147,7 @@ def test_slack_manifest_asks_exactly_for_the_scopes_used() -> None:
         scopes = SLACK_METHOD_SCOPES[method]
         needed |= {scopes} if isinstance(scopes, str) or scopes is None else set(scopes)
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == needed - {None}
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert "app_mention" in events
     assert '"app_mention"' in source and '"message"' in source  # the listeners exist
     # the buttons on alerts come over Socket Mode: interactivity on, no request URL

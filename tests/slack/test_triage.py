@@ -223,3 +223,30 @@ def test_one_severity_vocabulary_in_alerts_and_replies() -> None:
     for severity in Severity:
         assert severity_label(severity) == severity_heading(severity)
     assert len({severity_label(s).split()[0] for s in Severity}) == len(Severity)
+
+
+async def test_the_app_home_shows_open_alerts_mutes_and_the_last_cycle(
+    fake: FakeSlack, world: dict[str, Any]
+) -> None:
+    posted, bot, state = world["posted"], world["bot"], world["state"]
+    cycle = state.cycles.start_cycle()
+    state.cycles.finish_cycle(cycle, files=3, records=18, alerts=1)
+    opened = {"type": "app_home_opened", "user": "UALICE001", "channel": "D0HOME001", "tab": "home"}
+    await fake.send_event(opened)
+    await fake.wait_for(lambda: len(fake.views) == 1)
+    home = texts(fake.views[0]["view"]["blocks"])
+    assert fake.views[0]["user_id"] == "UALICE001" and fake.views[0]["view"]["type"] == "home"
+    assert "*Open alerts* (last 7 days, not acknowledged)" in home and "1 high" in home
+    assert "IAM user created" in home and "*Active mutes:* none" in home
+    assert "Files" in str(fake.views[0]["view"]["blocks"])  # the last cycle's counts
+
+    await fake.send_action(posted, press(posted, MUTE_ACTION, option=1))
+    await fake.wait_for(lambda: bool(posted.updates))
+    await fake.send_action(posted, press(posted, ACK_ACTION))
+    await fake.wait_for(lambda: len(posted.updates) >= 2)
+    await bot.idle()
+    await fake.send_event(opened)
+    await fake.wait_for(lambda: len(fake.views) == 2)
+    home = texts(fake.views[1]["view"]["blocks"])
+    assert "*Open alerts* (last 7 days): none" in home  # acknowledged: no longer open
+    assert "*Active mutes (1)*" in home and "iam-user-created" in home

@@ -363,5 +363,6 @@ def slack_bot(
         files=state.files if state else None,
         triage=state.triage if state else None,
         lookup_guard=state.lookups if state else None,
+        deliveries=state.deliveries if state else None,
         **options,
     )

@@ -33,7 +33,6 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from umbrellabot import __version__
 from umbrellabot.query.lookup import EventLocator
 from umbrellabot.query.queries import (
     InvalidQueryInput,
@@ -46,11 +45,19 @@ from umbrellabot.slack import commands, replies, story_reply
 from umbrellabot.slack.client import api_url, bolt_logger
 from umbrellabot.slack.gate import MentionGate
 from umbrellabot.slack.guarded_lookup import GuardedLookup
+from umbrellabot.slack.home_tab import AppHome, gather_status
 from umbrellabot.slack.recent import RecentSource
 from umbrellabot.slack.text import Message
 from umbrellabot.slack.thread_posts import post_in_thread, upload_record
 from umbrellabot.slack.triage import SlackTriage
-from umbrellabot.storage.ports import AlertOutbox, CycleLog, FileLedger, LookupGuard, Triage
+from umbrellabot.storage.ports import (
+    AlertOutbox,
+    CycleLog,
+    DeliveryWatch,
+    FileLedger,
+    LookupGuard,
+    Triage,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,6 +106,7 @@ class SlackBot:
         status_extra: StatusExtra | None = None,
         triage: Triage | None = None,
         lookup_guard: LookupGuard | None = None,
+        deliveries: DeliveryWatch | None = None,
         max_concurrent_lookups: int = 4,
         ping_interval_s: float = 10,
         slow_ack_after_s: float = ACK_AFTER_S,
@@ -145,6 +153,10 @@ class SlackBot:
         )
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
+        self.app.event("app_home_opened")(self._on_home)
+        self._home = (
+            AppHome(self.client, triage, self._gate, deliveries) if triage is not None else None
+        )
         self._triage: SlackTriage | None = None
         if triage is not None:  # the buttons on alerts, `mutes`, `unmute`, `acks`
             self._triage = SlackTriage(
@@ -243,6 +255,10 @@ class SlackBot:
 
     async def _on_mention(self, event: dict[str, Any]) -> None:
         self._spawn(event)
+
+    async def _on_home(self, event: dict[str, Any]) -> None:
+        if event.get("tab") == "home" and self._home is not None:
+            self._run(self._home.publish(str(event.get("user") or ""), self.status_info))
 
     async def _on_message(self, event: dict[str, Any]) -> None:
         # Only direct messages; a mention in a channel arrives as app_mention as well.
@@ -348,23 +364,8 @@ class SlackBot:
                 await self._post(channel, thread, reply)
 
     async def status_info(self) -> replies.StatusInfo:
-        cycles, outbox = self._cycles, self._outbox
-        last_cycle = await asyncio.to_thread(cycles.last_cycle) if cycles else None
-        depth = await asyncio.to_thread(outbox.outbox_depth) if outbox else None
-        ledger = self._files
-        abandoned = await asyncio.to_thread(ledger.abandoned_files) if ledger else []
-        extra: Sequence[tuple[str, str]] = ()
-        if self._status_extra is not None:
-            extra = await self._status_extra()
-        return replies.StatusInfo(
-            version=__version__,
-            rules_loaded=len(self.rules),
-            rules_enabled=sum(rule.enabled for rule in self.rules),
-            last_cycle=last_cycle,
-            outbox_depth=depth,
-            abandoned=[(state.key, state.reason or "") for state in abandoned],
-            extra=extra,
-        )
+        extra = await self._status_extra() if self._status_extra is not None else ()
+        return await gather_status(self.rules, self._cycles, self._outbox, self._files, extra)
 
     async def _recent_alerts(
         self, limit: int, note: str | None, channel: str, thread: str | None

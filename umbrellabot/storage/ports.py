@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.report import AccessRefusal, CycleReport
+from umbrellabot.model.severity import Severity
 from umbrellabot.model.triage import Ack, Mute, MuteKey
 
 IndexedEventRow = tuple[str, str | None, str | None]  # (eventID, eventTime, xpriority)
@@ -299,6 +300,13 @@ class Triage(Protocol):
 
     def mark_muted(self, alert_ids: Sequence[int], mute_id: int) -> None:
         """Delivered as muted: kept, counted, never posted."""
+        ...
+
+    def open_alerts(
+        self, since: float, limit: int
+    ) -> tuple[dict[Severity, int], list[PendingAlert]]:
+        """Alerts told since `since` that nobody acknowledged (and no mute silenced): the
+        count by severity, and the newest `limit` of them."""
         ...
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from umbrellabot.model.alerts import Alert, alert_from_json
+from umbrellabot.model.severity import Severity
 from umbrellabot.model.triage import Ack, Mute, MuteKey
 from umbrellabot.storage.ports import PendingAlert
 from umbrellabot.storage.sqlite.database import Database
@@ -111,3 +112,21 @@ class SqliteTriage:
                 " claimed_until = NULL WHERE id = ?",
                 ((now, mute_id, i) for i in alert_ids),
             )
+
+    def open_alerts(
+        self, since: float, limit: int
+    ) -> tuple[dict[Severity, int], list[PendingAlert]]:
+        where = (
+            " FROM outbox o LEFT JOIN acks a ON a.alert_id = o.id WHERE a.alert_id IS NULL"
+            " AND o.muted_by IS NULL AND o.delivered_at IS NOT NULL AND o.created_at >= ?"
+        )
+        counts = self._db.execute(
+            f"SELECT o.severity, count(*){where} GROUP BY o.severity", (since,)
+        ).fetchall()
+        rows = self._db.execute(
+            f"SELECT o.id, o.payload, o.attempts{where} ORDER BY o.severity DESC, o.id DESC"
+            " LIMIT ?",
+            (since, limit),
+        ).fetchall()
+        by_severity = {Severity(int(row[0])): int(row[1]) for row in counts}
+        return by_severity, [PendingAlert(r[0], alert_from_json(r[1]), r[2]) for r in rows]

@@ -47,6 +47,8 @@ def default_text(name: str) -> str:
         return str(value).lower()
     if isinstance(value, list):
         return ",".join(map(str, value))
+    if isinstance(value, dict):  # ACCOUNT_NAMES: ID=name pairs
+        return ",".join(f"{key}={item}" for key, item in value.items())
     return str(value)
 
 

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     allowed_users: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="User IDs the bot answers; empty: anyone."
     )
+    allowed_muters: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="User IDs who may mute alerts; empty: bot users."
+    )
     account_names: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="Account names: 111122223333=prod-payments,..."
     )
@@ -255,7 +258,9 @@ class Settings(BaseSettings):
             return [item.strip() for item in re.split(f"[,{os.pathsep}]", value) if item.strip()]
         return value
 
-    @field_validator("allowed_countries", "allowed_channels", "allowed_users", mode="before")
+    @field_validator(
+        "allowed_countries", "allowed_channels", "allowed_users", "allowed_muters", mode="before"
+    )
     @classmethod
     def _split_lists(cls, value: Any) -> Any:
         return _split_list(value)

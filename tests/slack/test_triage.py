@@ -48,9 +48,11 @@ def settings_for(fake: FakeSlack, tmp_path: Path, **overrides: Any) -> Settings:
 
 
 @pytest.fixture
-async def world(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
+async def world(
+    fake: FakeSlack, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[dict[str, Any]]:
     """An alert posted to the channel (its event indexed, its enriched copy on disk) and the
-    bot connected, both over the fake Slack."""
+    bot connected, both over the fake Slack (`@pytest.mark.settings(...)`: more settings)."""
     rules = load_rules([default_rules_path()], {"allowed_countries": ["US"]})
     [rule] = [r for r in rules if r.id == "iam-user-created"]
     record = {**create_user(event_id=EVENT_ID), "recipientAccountId": ACCOUNT_A}
@@ -62,7 +64,8 @@ async def world(fake: FakeSlack, tmp_path: Path) -> AsyncIterator[dict[str, Any]
     )
     alert = alert_for(Event(record), rule)
     state.outbox.add_alerts([alert])
-    settings = settings_for(fake, tmp_path)
+    marker = request.node.get_closest_marker("settings")
+    settings = settings_for(fake, tmp_path, **(marker.kwargs if marker else {}))
     client = slack_client(BOT_TOKEN, base_url=fake.api_url, retry_backoff_s=0.01)
     notifier = slack_notifier(settings, state, client=client)
 
@@ -250,3 +253,90 @@ async def test_the_app_home_shows_open_alerts_mutes_and_the_last_cycle(
     home = texts(fake.views[1]["view"]["blocks"])
     assert "*Open alerts* (last 7 days): none" in home  # acknowledged: no longer open
     assert "*Active mutes (1)*" in home and "iam-user-created" in home
+
+
+def mrkdwn_objects(blocks: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+
+    def walk(item: Any) -> None:
+        if isinstance(item, dict):
+            if item.get("type") == "mrkdwn":
+                found.append(item)
+            for value in item.values():
+                walk(value)
+        elif isinstance(item, list):
+            for value in item:
+                walk(value)
+
+    walk(blocks)
+    return found
+
+
+async def test_every_reply_kind_is_inert(fake: FakeSlack, world: dict[str, Any]) -> None:
+    """Every message, update, ephemeral line and Home view the bot sends: each mrkdwn object
+    `verbatim`, `link_names` off; hostile log text never becomes a mention."""
+    posted, bot, state, alert = world["posted"], world["bot"], world["state"], world["alert"]
+    hostile = replace(
+        alert,
+        event_id="51111111-2222-3333-4444-555555555555",
+        principal="<!channel> *bold* <@U999> <https://evil.example|click>",
+    )
+    state.outbox.add_alerts([hostile])
+    assert await flush_outbox(state.outbox, world["notifier"], triage=state.triage) == 1
+    hostile_post = fake.messages_in(CHANNEL)[-1]
+    for text in (
+        "help",
+        "status",
+        "recent",
+        "mutes",
+        "acks",
+        "unmute 42",
+        f"check out {EVENT_ID}",
+        "check out 01234567-0123-0123-0123-0123456789ab",
+        "check out junk",
+        "what?",
+    ):
+        await fake.send_event(mention(f"<@UBOT000001> {text}"))
+    await fake.send_action(hostile_post, press(hostile_post, MUTE_ACTION, option=2))
+    await fake.send_action(hostile_post, press(hostile_post, ACK_ACTION))
+    await fake.send_action(posted, press(posted, DETAILS_ACTION))
+    await fake.send_action(posted, press(posted, ACK_ACTION), user="UEXT00001", team="TOTHER01")
+    await fake.send_event({"type": "app_home_opened", "user": "UALICE001", "tab": "home"})
+    await fake.wait_for(lambda: len(fake.views) == 1 and bool(fake.ephemeral))
+    await fake.wait_for(lambda: len(hostile_post.updates) >= 2)
+    await bot.idle()
+    kinds = {call.method for call in fake.calls}
+    assert {"chat.postMessage", "chat.update", "chat.postEphemeral", "views.publish"} <= kinds
+    sent = [
+        c
+        for c in fake.calls
+        if c.method in ("chat.postMessage", "chat.update", "chat.postEphemeral", "views.publish")
+    ]
+    assert len(sent) >= 20
+    for call in sent:
+        data = call.data
+        blocks = data.get("blocks") or (data.get("view") or {})
+        if isinstance(blocks, str):
+            blocks = orjson.loads(blocks)
+        objects = mrkdwn_objects(blocks)
+        assert objects, call.method
+        assert all(obj.get("verbatim") is True for obj in objects), (call.method, data)
+        if call.method == "chat.postMessage":
+            assert str(data.get("link_names", "false")).lower() in ("false", "0"), data
+        text = " ".join(str(obj["text"]) for obj in objects)
+        assert "<!channel>" not in text and "<@U999>" not in text
+        assert "<https://evil.example" not in text
+
+
+@pytest.mark.settings(allowed_muters=["UBOB00001"])
+async def test_only_allowed_muters_may_mute(fake: FakeSlack, world: dict[str, Any]) -> None:
+    posted, bot, state = world["posted"], world["bot"], world["state"]
+    await fake.send_action(posted, press(posted, MUTE_ACTION, option=0), user="UALICE001")
+    await fake.wait_for(lambda: bool(fake.ephemeral))
+    await bot.idle()
+    assert "ALLOWED_MUTERS" in fake.ephemeral[0]["text"] and not posted.updates
+    assert state.triage.active_mutes(time.time()) == []
+    await fake.send_action(posted, press(posted, MUTE_ACTION, option=0), user="UBOB00001")
+    await fake.wait_for(lambda: bool(posted.updates))
+    await bot.idle()
+    assert len(state.triage.active_mutes(time.time())) == 1

@@ -336,6 +336,7 @@ def bot_config(settings: Settings) -> BotConfig:
         allowed_channels=frozenset(settings.allowed_channels),
         allowed_users=frozenset(settings.allowed_users),
         allow_external_users=settings.allow_external_users,
+        allowed_muters=frozenset(settings.allowed_muters),
         lookup_rate_per_minute=settings.lookup_rate_per_minute,
         account_names=dict(settings.account_names),
         lookup_days=settings.event_lookup_days,

@@ -32,6 +32,7 @@ from umbrellabot.slack.text import (
     fit_blocks,
     section,
     truncate,
+    verbatim,
 )
 
 CONSOLE_LABEL = "Open in the AWS console"
@@ -153,23 +154,6 @@ def _rule_credit(alert: Alert) -> str:
     if alert.author:
         credit += f" by {plain(alert.author, 200)}"
     return credit
-
-
-def verbatim(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every mrkdwn text object marked `verbatim`: Slack adds no links or mentions itself."""
-
-    def mark(item: Any) -> None:
-        if isinstance(item, dict):
-            if item.get("type") == "mrkdwn" and "text" in item:
-                item["verbatim"] = True
-            for value in item.values():
-                mark(value)
-        elif isinstance(item, list):
-            for value in item:
-                mark(value)
-
-    mark(blocks)
-    return blocks
 
 
 # messages

@@ -13,7 +13,7 @@ from umbrellabot.model.severity import Severity
 from umbrellabot.model.triage import Mute
 from umbrellabot.slack.alert_messages import code, plain
 from umbrellabot.slack.replies import StatusInfo, status_reply
-from umbrellabot.slack.text import BLOCKS_MAX, SEVERITY_EMOJI, context, section
+from umbrellabot.slack.text import BLOCKS_MAX, SEVERITY_EMOJI, context, section, verbatim
 from umbrellabot.slack.triage_messages import mute_line, when
 from umbrellabot.storage.ports import PendingAlert
 
@@ -87,4 +87,4 @@ def home_view(state: HomeState) -> dict[str, Any]:
         context(f"Lag: {_lag(state)}"),
         context(" · ".join(f"*{name}*: {value}" for name, value in services)),
     ]
-    return {"type": "home", "blocks": blocks[:BLOCKS_MAX]}
+    return {"type": "home", "blocks": verbatim(blocks[:BLOCKS_MAX])}

@@ -78,6 +78,7 @@ class BotConfig:
     allowed_channels: frozenset[str] = frozenset()  # empty: any
     allowed_users: frozenset[str] = frozenset()  # empty: anyone
     allow_external_users: bool = False  # Slack Connect: people of other workspaces
+    allowed_muters: frozenset[str] = frozenset()  # empty: whoever may use the bot
     lookup_days: int = 90
     lookup_timeout_s: float = 330.0
     lookup_rate_per_minute: int = 6  # engine lookups per user; 0: no limit
@@ -166,6 +167,7 @@ class SlackBot:
                 spawn=self._run,
                 check_out=self._check_out,
                 names=config.account_names,
+                muters=config.allowed_muters,
             )
             self._triage.register(self.app)
 

@@ -17,6 +17,7 @@ from umbrellabot.rules.rule import Rule
 from umbrellabot.slack import replies
 from umbrellabot.slack.app_home import OPEN_DAYS, OPEN_SHOWN, HomeState, home_view
 from umbrellabot.slack.gate import MentionGate
+from umbrellabot.slack.text import verbatim
 from umbrellabot.storage.ports import AlertOutbox, CycleLog, DeliveryWatch, FileLedger, Triage
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class AppHome:
             return
         refusal = self._gate.refusal(user, "", ())
         if refusal is not None and refusal != "channel":  # the tab is no channel
-            view = {"type": "home", "blocks": replies.not_allowed(refusal).blocks}
+            view = {"type": "home", "blocks": verbatim(replies.not_allowed(refusal).blocks)}
         else:
             view = home_view(await self._state(status))
         try:

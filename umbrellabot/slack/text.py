@@ -106,3 +106,20 @@ def fit_blocks(
 def fallback(text: str) -> str:
     """The plain-text fallback (notifications, clients without blocks): escaped and short."""
     return truncate(text, FALLBACK_TEXT_MAX)
+
+
+def verbatim(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every mrkdwn text object marked `verbatim`: Slack adds no links or mentions itself."""
+
+    def mark(item: Any) -> None:
+        if isinstance(item, dict):
+            if item.get("type") == "mrkdwn" and "text" in item:
+                item["verbatim"] = True
+            for value in item.values():
+                mark(value)
+        elif isinstance(item, list):
+            for value in item:
+                mark(value)
+
+    mark(blocks)
+    return blocks

@@ -1,5 +1,6 @@
 """The bot's two ways of answering in a thread: a message, and a file (a record too long for a
-message). Slack trouble is logged here, since there is no one else to tell."""
+message). Every reply is as inert as an alert: each mrkdwn object `verbatim`, `link_names`
+off, no unfurling. Slack trouble is logged here, since there is no one else to tell."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from umbrellabot.slack.text import Message
+from umbrellabot.slack.text import Message, verbatim
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,10 @@ async def post_in_thread(
             channel=channel,
             thread_ts=thread,
             text=reply.text,
-            blocks=reply.blocks,
+            blocks=verbatim(list(reply.blocks)),
             unfurl_links=False,
             unfurl_media=False,
+            link_names=False,
         )
     except SlackApiError as err:
         log.warning("posting to %s failed: %s", channel, err.response.get("error"))

@@ -25,7 +25,8 @@ from umbrellabot.model.triage import MUTE_DURATIONS, Ack, Mute, MuteKey
 from umbrellabot.slack import commands, replies
 from umbrellabot.slack.alert_messages import code, plain
 from umbrellabot.slack.gate import MentionGate
-from umbrellabot.slack.text import Message, context, fallback, section
+from umbrellabot.slack.text import Message, context, fallback, section, verbatim
+from umbrellabot.slack.thread_posts import post_in_thread
 from umbrellabot.slack.triage_messages import (
     ACK_ACTION,
     DETAILS_ACTION,
@@ -58,9 +59,11 @@ class SlackTriage:
         spawn: Spawn,
         check_out: CheckOut,
         names: AccountNames = NO_NAMES,
+        muters: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._names = names
+        self._muters = muters
         self._client = client
         self._triage = triage
         self._gate = gate
@@ -140,21 +143,23 @@ class SlackTriage:
         stored, duration = pressed
         if duration not in MUTE_DURATIONS:
             return
-        user, _, _ = self._gate.may_act(body)
+        user, channel, _ = self._gate.may_act(body)
+        if self._muters and user not in self._muters:
+            note = "Only the people in ALLOWED_MUTERS may mute alerts; acknowledging is open."
+            await self._ephemeral(channel, user, _text(f":no_entry: {note}", note))
+            return
         now = self._clock()
         until = now + MUTE_DURATIONS[duration].total_seconds()
         key = MuteKey.of(stored.alert)
         mute = await asyncio.to_thread(self._triage.add_mute, key, until, user, now, stored.id)
         log.info("%s muted %s until %s (mute %d)", user, key.describe(), when(until), mute.id)
         await self._update(body, stored, mute=mute)
-        channel, ts = self._where(body)
+        channel, ts = self._where(body)  # the message's channel (a DM has no channel object)
         line = (
             f"{mute_line(mute)}. The alerts it silences are still enriched and kept in the"
             " outbox, marked muted: none is lost."
         )
-        await self._client.chat_postMessage(
-            channel=channel, thread_ts=ts, text=fallback(line), blocks=[context(line)]
-        )
+        await post_in_thread(self._client, channel, ts, Message(fallback(line), [context(line)]))
 
     async def _details(self, body: dict[str, Any]) -> None:
         pressed = await self._pressed(body)
@@ -165,7 +170,7 @@ class SlackTriage:
         user, _, _ = self._gate.may_act(body)
         if not stored.alert.event_id:
             note = "This alert is about a group of events, not one: its message says which."
-            await self._client.chat_postMessage(channel=channel, thread_ts=ts, text=note)
+            await post_in_thread(self._client, channel, ts, _text(note, note))
             return
         await self._check_out(stored.alert.event_id, "check out", channel, ts, user)
 
@@ -192,7 +197,7 @@ class SlackTriage:
     async def _ephemeral(self, channel: str, user: str, message: Message) -> None:
         try:
             await self._client.chat_postEphemeral(
-                channel=channel, user=user, text=message.text, blocks=message.blocks
+                channel=channel, user=user, text=message.text, blocks=verbatim(message.blocks)
             )
         except (SlackApiError, SlackClientError) as err:
             log.warning("an ephemeral line to %s in %s failed: %s", user, channel, err)

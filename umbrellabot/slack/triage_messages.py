@@ -15,8 +15,8 @@ from typing import Any
 from umbrellabot.model.accounts import NO_NAMES, AccountNames
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.triage import MUTE_DURATIONS, Ack, Mute
-from umbrellabot.slack.alert_messages import alert_message, code, verbatim
-from umbrellabot.slack.text import Message, context
+from umbrellabot.slack.alert_messages import alert_message, code
+from umbrellabot.slack.text import Message, context, verbatim
 
 ACK_ACTION = "umbrellabot_ack"
 MUTE_ACTION = "umbrellabot_mute"

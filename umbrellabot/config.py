@@ -24,13 +24,12 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from umbrellabot.env_check import (
-    PLACEHOLDERS,
     EnvFileError,
     check_env_file,
     chosen_env_file,
     describe_error,
     names_of,
-    placeholder_problem,
+    placeholder_in,
     source_of,
     warn_about_environment,
 )
@@ -131,6 +130,12 @@ class Settings(BaseSettings):
     )
     slack_post_interval_s: float = Field(
         1.0, ge=0, description="Least time between two posts to one channel."
+    )
+    digest_schedule: str | None = Field(
+        None, description="Cron (UTC) of the daily digest of the quiet matches; unset: off."
+    )
+    digest_min_severity: Severity = Field(
+        Severity.LOW, description="Lowest severity the digest counts (below ALERT_MIN_SEVERITY)."
     )
     slack_cycle_summary: bool = Field(
         False, description="Post a short summary after a cycle that processed files."
@@ -273,7 +278,7 @@ class Settings(BaseSettings):
             raise ValueError(f"expected {kind} starting with {prefix}")
         return value
 
-    @field_validator("schedule")
+    @field_validator("schedule", "digest_schedule")
     @classmethod
     def _check_schedule(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
@@ -317,7 +322,7 @@ class Settings(BaseSettings):
             )
         return codes
 
-    @field_validator("alert_min_severity", mode="before")
+    @field_validator("alert_min_severity", "digest_min_severity", mode="before")
     @classmethod
     def _parse_severity(cls, value: Any) -> Any:
         return Severity.parse(value) if isinstance(value, str) else value
@@ -357,34 +362,15 @@ def setting_names() -> frozenset[str]:
     return names_of(Settings, ENV_FILE_VARIABLE)
 
 
-def _checked_env_file(env_file: Path | None, names: frozenset[str]) -> None:
-    if env_file is None:
-        return
-    try:
-        check_env_file(env_file, names)
-    except EnvFileError as err:
-        raise SettingsError(str(err)) from None
-    except OSError as err:
-        raise SettingsError(f"cannot read {env_file}: {err.strerror or err}") from None
-
-
-def _placeholders(settings: Settings, env_file: Path | None) -> None:
-    for key in PLACEHOLDERS:
-        value = getattr(settings, key.lower())
-        text = value.get_secret_value() if isinstance(value, SecretStr) else value
-        problem = placeholder_problem({key: text}, source_of(key, env_file).removeprefix("from "))
-        if problem is not None:
-            raise SettingsError(problem)
-
-
 def load_settings(**overrides: Any) -> Settings:
     """Read the settings; raises SettingsError with one line naming the variable."""
+    names = setting_names()
     try:
         env_file = chosen_env_file(ENV_FILE_VARIABLE, DEFAULT_ENV_FILE)
+        if env_file is not None:
+            check_env_file(env_file, names)
     except EnvFileError as err:
         raise SettingsError(str(err)) from None
-    names = setting_names()
-    _checked_env_file(env_file, names)
     warn_about_environment(names)
     try:
         settings = Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
@@ -399,5 +385,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(
             f"invalid setting {name} {source_of(name, env_file)}: {message}"
         ) from None
-    _placeholders(settings, env_file)
+    problem = placeholder_in(settings, lambda key: source_of(key, env_file))
+    if problem is not None:
+        raise SettingsError(problem)
     return settings

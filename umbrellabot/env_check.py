@@ -14,7 +14,7 @@ import difflib
 import io
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +122,10 @@ def unknown_key_problem(
 
 def check_env_file(path: Path, names: frozenset[str]) -> dict[str, str | None]:
     """The file's values, after refusing what would be misread or ignored."""
-    values = read_env_file(path)
+    try:
+        values = read_env_file(path)
+    except OSError as err:
+        raise EnvFileError(f"cannot read {path}: {err.strerror or err}") from None
     for key in values:
         problem = unknown_key_problem(key, names, str(path))
         if problem is not None:
@@ -137,6 +140,17 @@ def warn_about_environment(names: frozenset[str], environ: Mapping[str, str] = o
         problem = unknown_key_problem(key, names, "the environment", prefixed=False)
         if problem is not None:
             log.warning("%s (ignored)", problem)
+
+
+def placeholder_in(settings: Any, source_of: Callable[[str], str]) -> str | None:
+    """A setting still holding `.env.example`'s placeholder, in one line naming where."""
+    for key in PLACEHOLDERS:
+        value = getattr(settings, key.lower())
+        text = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+        problem = placeholder_problem({key: text}, source_of(key).removeprefix("from "))
+        if problem is not None:
+            return problem
+    return None
 
 
 def placeholder_problem(values: Mapping[str, object], source: str) -> str | None:

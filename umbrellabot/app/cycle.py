@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 from rich.console import Console
@@ -168,6 +168,7 @@ def _prune(state: StateBackend, retention_days: int) -> None:
     state.files.prune_files(cutoff)
     state.outbox.prune_outbox(cutoff)
     state.cycles.prune_cycles(cutoff)
+    state.digests.prune_quiet(datetime.fromtimestamp(cutoff, UTC).date().isoformat())
 
 
 def _count_file(metrics: Metrics, done: FileDone) -> None:

@@ -17,11 +17,13 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from apscheduler.triggers.cron import CronTrigger
 from rich.console import Console
 
 from umbrellabot.app import athena_tables, schedule, wiring
 from umbrellabot.app.cycle import cycle
 from umbrellabot.app.delivery import DeliveryLoop
+from umbrellabot.app.digest import post_digest
 from umbrellabot.app.health import Readiness, health_app, start_health_server
 from umbrellabot.app.projection import ProjectionWatch
 from umbrellabot.app.services import Services, services
@@ -29,6 +31,7 @@ from umbrellabot.config import Settings
 from umbrellabot.errors import UsageError
 from umbrellabot.query.queries import QueryError
 from umbrellabot.slack.bot import SlackBotError
+from umbrellabot.slack.client import slack_client
 from umbrellabot.slack.recent import recent_from_outbox
 from umbrellabot.storage.s3 import S3AccessError, S3TransientError
 
@@ -99,6 +102,17 @@ class Daemon:
                 self._delivery.wake()
             await self._refresh_abandoned(svc, readiness)
 
+    async def _digest(self, svc: Services) -> None:
+        settings = self.settings
+        assert settings.slack_bot_token is not None
+        client = slack_client(
+            settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        )
+        try:
+            await post_digest(settings, svc.state, client)
+        except Exception:  # the digest must never stop the daemon
+            log.exception("the daily digest failed")
+
     async def _refresh_abandoned(self, svc: Services, readiness: Readiness) -> None:
         """The files given up on within STATE_RETENTION_DAYS, for /readyz."""
         since = time.time() - self.settings.state_retention_days * 86400
@@ -152,6 +166,16 @@ class Daemon:
                 misfire_grace_time=None,
                 next_run_time=datetime.now(UTC),
             )  # and one cycle at start
+            if settings.digest_schedule and settings.slack_enabled() and settings.slack_channel:
+                scheduler.add_job(
+                    self._digest,
+                    CronTrigger.from_crontab(settings.digest_schedule, timezone=UTC),
+                    args=(svc,),
+                    id="digest",
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=6 * 3600,  # a digest late by a restart is still wanted
+                )
             scheduler.start()
             log.info(
                 "umbrellabot running: %s, every %s",

@@ -116,6 +116,7 @@ class FileWork:
                     result.records,
                     result.events,
                     alerts,
+                    result.quiet,
                 )
             except Exception:
                 await self._withdraw(destination, target)

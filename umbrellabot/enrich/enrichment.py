@@ -17,11 +17,12 @@ import orjson
 from umbrellabot.enrich.reader import OversizeRecord, read_entries
 from umbrellabot.enrich.writer import EnrichedWriter
 from umbrellabot.model.alerts import Alert
-from umbrellabot.model.facts import EventFacts
+from umbrellabot.model.facts import EventFacts, bounded
 from umbrellabot.model.own_alerts import RECORD_TOO_LARGE, record_too_large
 from umbrellabot.model.records import Event, Record
 from umbrellabot.model.schema import ENRICHMENT_FIELDS
 from umbrellabot.model.severity import Severity
+from umbrellabot.model.triage import QuietKey
 from umbrellabot.rules.context import context_of
 from umbrellabot.rules.rule import Rule
 from umbrellabot.rules.ruleset import RuleSet
@@ -43,6 +44,7 @@ class FileResult:
     bytes_out: int = 0
     # (eventID, eventTime, xpriority) of every record with an eventID, when asked for
     events: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    quiet: Counter[QuietKey] = field(default_factory=Counter)  # matches below the threshold
 
 
 def alert_for(event: Event, rule: Rule, source_file: str | None = None) -> Alert:
@@ -57,6 +59,14 @@ def alert_for(event: Event, rule: Rule, source_file: str | None = None) -> Alert
         source_file=source_file,
         context=context_of(rule.context, event),
     )
+
+
+def quiet_key(event: Event, rule: Rule) -> QuietKey:
+    time = event.record.get("eventTime")
+    day = time[:10] if isinstance(time, str) and len(time) >= 10 else "unknown"
+    principal = bounded(event.principal, 200) or ""
+    account = bounded(event.account, 20) or ""
+    return QuietKey(day, rule.id, int(rule.severity), account, principal)
 
 
 def enrich_record(
@@ -124,6 +134,8 @@ def enrich_stream(
                 result.by_severity[rule.severity] += 1
                 if rule.severity >= alert_min_severity:
                     result.alerts.append(alert_for(event, rule, source_name))
+                else:
+                    result.quiet[quiet_key(event, rule)] += 1
     result.bytes_out = writer.bytes_in
     return result
 

@@ -48,3 +48,15 @@ class Mute:
 
     def active(self, now: float) -> bool:
         return now < self.until
+
+
+@dataclass(frozen=True)
+class QuietKey:
+    """What the daily digest counts: a rule's matches below ALERT_MIN_SEVERITY, per UTC day,
+    account and principal (the quiet ones, seen without the noise)."""
+
+    day: str  # YYYY-MM-DD of the event
+    rule_id: str
+    severity: int
+    account: str
+    principal: str

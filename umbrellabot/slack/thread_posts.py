@@ -15,6 +15,14 @@ from umbrellabot.slack.text import Message, verbatim
 log = logging.getLogger(__name__)
 
 
+def api_error(err: SlackApiError) -> str:
+    """Slack's `error`, or the HTTP status when the answer was no JSON (a 5xx page)."""
+    data = err.response.data
+    if isinstance(data, dict):
+        return str(data.get("error"))
+    return f"HTTP {err.response.status_code}"
+
+
 async def post_in_thread(
     client: AsyncWebClient, channel: str, thread: str | None, reply: Message
 ) -> str | None:
@@ -31,7 +39,7 @@ async def post_in_thread(
             link_names=False,
         )
     except SlackApiError as err:
-        log.warning("posting to %s failed: %s", channel, err.response.get("error"))
+        log.warning("posting to %s failed: %s", channel, api_error(err))
         return None
     except SlackClientError as err:
         log.warning("posting to %s failed: %s", channel, err)
@@ -60,7 +68,7 @@ async def upload_record(
             snippet_type="json",
         )
     except (SlackApiError, SlackClientError) as err:
-        reason = str(err.response.get("error")) if isinstance(err, SlackApiError) else str(err)
+        reason = api_error(err) if isinstance(err, SlackApiError) else str(err)
         log.warning("uploading the record of %s failed: %s", event_id, reason)
         return reason
     return None

@@ -9,7 +9,7 @@ here beside the protocols.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.report import AccessRefusal, CycleReport
 from umbrellabot.model.severity import Severity
-from umbrellabot.model.triage import Ack, Mute, MuteKey
+from umbrellabot.model.triage import Ack, Mute, MuteKey, QuietKey
 
 IndexedEventRow = tuple[str, str | None, str | None]  # (eventID, eventTime, xpriority)
 
@@ -103,9 +103,11 @@ class FileLedger(Protocol):
         records: int,
         events: Iterable[IndexedEventRow],
         alerts: Sequence[Alert],
+        quiet: Mapping[QuietKey, int] | None = None,
     ) -> int:
         """Atomically: the file done, its events indexed, its alerts in the outbox (each
-        once); returns how many alerts are new."""
+        once), its matches below the alert threshold counted for the digest; returns how many
+        alerts are new."""
         ...
 
     def record_failure(
@@ -322,6 +324,18 @@ class LookupGuard(Protocol):
     def known_miss(self, event_id: str, now: float) -> bool: ...
 
 
+class DigestLog(Protocol):
+    """The quiet matches of each day, and which days' digests were posted."""
+
+    def quiet_counts(self, day: str, min_severity: int) -> list[tuple[QuietKey, int]]: ...
+    def digest_posted(self, day: str) -> bool: ...
+    def record_digest(self, day: str, at: float) -> bool:
+        """Claim the day's digest; False when it was posted (or claimed) before."""
+        ...
+
+    def prune_quiet(self, before_day: str) -> int: ...
+
+
 class StateBackend(Protocol):
     """The five repositories of one state backend (SQLite; later a shared one), and closing
     it."""
@@ -342,4 +356,6 @@ class StateBackend(Protocol):
     def triage(self) -> Triage: ...
     @property
     def lookups(self) -> LookupGuard: ...
+    @property
+    def digests(self) -> DigestLog: ...
     def close(self) -> None: ...

@@ -7,6 +7,7 @@ from pathlib import Path
 from umbrellabot.storage.sqlite.cycles import SqliteCycleLog
 from umbrellabot.storage.sqlite.database import DATABASE_NAME, Database
 from umbrellabot.storage.sqlite.deliveries import SqliteDeliveries
+from umbrellabot.storage.sqlite.digests import SqliteDigests
 from umbrellabot.storage.sqlite.events import SqliteEventIndex
 from umbrellabot.storage.sqlite.files import SqliteFileLedger
 from umbrellabot.storage.sqlite.lookups import SqliteLookups
@@ -18,7 +19,7 @@ __all__ = ["DATABASE_NAME", "SqliteState"]
 
 
 class SqliteState:
-    """The eight repositories of `storage.ports` over one database in `state_dir`."""
+    """The nine repositories of `storage.ports` over one database in `state_dir`."""
 
     def __init__(self, state_dir: Path) -> None:
         self.database = Database(state_dir)
@@ -31,6 +32,7 @@ class SqliteState:
         self.deliveries = SqliteDeliveries(self.database)
         self.triage = SqliteTriage(self.database)
         self.lookups = SqliteLookups(self.database)
+        self.digests = SqliteDigests(self.database)
 
     def close(self) -> None:
         self.database.close()

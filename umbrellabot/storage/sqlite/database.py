@@ -113,6 +113,19 @@ CREATE TABLE IF NOT EXISTS lookup_misses (
     event_id TEXT PRIMARY KEY,
     until REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quiet_counts (
+    day TEXT NOT NULL,             -- YYYY-MM-DD of the events (UTC)
+    rule_id TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, rule_id, account, principal)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS digests (
+    day TEXT PRIMARY KEY,          -- the day a digest was posted for
+    posted_at REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS deliveries (
     account TEXT PRIMARY KEY,
     last_key TEXT NOT NULL,       -- the newest log file seen of the account

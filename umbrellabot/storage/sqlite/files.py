@@ -4,13 +4,15 @@ abandoned), and the commit that makes a file done together with its events and a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 
 from umbrellabot.model import own_alerts
 from umbrellabot.model.alerts import Alert
+from umbrellabot.model.triage import QuietKey
 from umbrellabot.storage.ports import FileState, IndexedEventRow
 from umbrellabot.storage.sqlite.database import Database
+from umbrellabot.storage.sqlite.digests import count_quiet
 from umbrellabot.storage.sqlite.outbox import insert_alerts
 
 _COLUMNS = "key, etag, status, attempts, reason, next_retry_at, deaths"
@@ -39,6 +41,7 @@ class SqliteFileLedger:
         records: int,
         events: Iterable[IndexedEventRow],
         alerts: Sequence[Alert],
+        quiet: Mapping[QuietKey, int] | None = None,
     ) -> int:
         """Commit one processed file with its event index and alerts; returns new alerts.
 
@@ -60,6 +63,7 @@ class SqliteFileLedger:
                 " VALUES (?, ?, ?, ?)",
                 ((event_id, file_id, when, priority) for event_id, when, priority in events),
             )
+            count_quiet(db, quiet or {})
             return insert_alerts(db, alerts, now)
 
     def record_failure(

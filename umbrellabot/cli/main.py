@@ -111,32 +111,10 @@ def _wide_option(command: argparse.ArgumentParser) -> None:
     )
 
 
-def cmd_rules_new(args: argparse.Namespace) -> int:
-    from umbrellabot.rules.skeleton import skeleton
+def _rules_new(args: argparse.Namespace) -> int:
+    from umbrellabot.cli.rules_new import cmd_rules_new
 
-    try:
-        text = skeleton(args.id)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    if args.out == "-":
-        sys.stdout.write(text)
-        return EXIT_OK
-    path = Path(args.out or f"{args.id}.yaml")
-    try:
-        with path.open("x", encoding="utf-8") as out:
-            out.write(text)
-    except FileExistsError:
-        raise UsageError(
-            f"{path} exists: not overwritten (give another file, or - for stdout)"
-        ) from None
-    except OSError as err:
-        raise UsageError(f"cannot write {path}: {err.strerror or err}") from None
-    stdout.print(
-        f"wrote {path}: edit it, then `umbrellabot rules test {path}`"
-        f" and RULES_PATH=default,./{path} to load it beside the default pack",
-        soft_wrap=True,
-    )
-    return EXIT_OK
+    return cmd_rules_new(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     new.add_argument("id", metavar="ID", help="the new rule's id (also the file name)")
     new.add_argument("out", nargs="?", metavar="FILE", help="where to write it; - for stdout")
-    new.set_defaults(handler=cmd_rules_new)
+    new.set_defaults(handler=_rules_new)
 
     return parser
 

@@ -1,7 +1,7 @@
 """A fake Slack on 127.0.0.1 for tests, driven by the real slack_sdk / slack_bolt clients.
 
 Web API (`/api/<method>`): auth.test, apps.connections.open, chat.postMessage, chat.update,
-chat.postEphemeral, views.publish,
+chat.postEphemeral, views.publish, users.info, usergroups.users.list,
 files.getUploadURLExternal, the upload URL itself and files.completeUploadExternal, plus
 conversations.info, .list, .history and .replies (message metadata kept as posted, returned
 with include_all_metadata). Socket Mode (`/link`): `hello` on connect, `events_api` envelopes
@@ -62,6 +62,8 @@ class FakeSlack:
         self.acked_at: dict[str, int] = {}  # envelope -> how many Web API calls came before
         self.ephemeral: list[dict[str, Any]] = []  # chat.postEphemeral calls
         self.views: list[dict[str, Any]] = []  # views.publish calls (the App Home)
+        self.guests: set[str] = set()  # users.info says is_restricted for these
+        self.usergroups: dict[str, set[str]] = {}  # usergroups.users.list
         self.outage = False
         self.rate_limited_calls = 0  # the next N Web API calls get HTTP 429
         self.accepted_then_lost = 0  # the next N posts are kept, but answered HTTP 500
@@ -195,6 +197,20 @@ class FakeSlack:
                 message.blocks = data.get("blocks", message.blocks)
                 return {"ok": True, "channel": message.channel, "ts": message.ts}
         return {"ok": False, "error": "message_not_found"}
+
+    def _m_users_info(self, data: dict[str, Any]) -> dict[str, Any]:
+        user = str(data.get("user", ""))
+        guest = user in self.guests
+        return {
+            "ok": True,
+            "user": {"id": user, "team_id": TEAM, "is_restricted": guest, "is_bot": False},
+        }
+
+    def _m_usergroups_users_list(self, data: dict[str, Any]) -> dict[str, Any]:
+        group = str(data.get("usergroup", ""))
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": sorted(self.usergroups[group])}
 
     def _m_views_publish(self, data: dict[str, Any]) -> dict[str, Any]:
         view = data.get("view")

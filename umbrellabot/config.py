@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     account_names: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="Account names: 111122223333=prod-payments,..."
     )
+    allowed_usergroups: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="User group IDs whose members may use the bot; empty: any.",
+    )
+    allow_guests: bool = Field(False, description="Answer guests (single- and multi-channel).")
     allow_external_users: bool = Field(
         False,
         description="Answer people of other workspaces (Slack Connect) too; off: only members"
@@ -264,7 +269,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "allowed_countries", "allowed_channels", "allowed_users", "allowed_muters", mode="before"
+        "allowed_countries",
+        "allowed_channels",
+        "allowed_users",
+        "allowed_muters",
+        "allowed_usergroups",
+        mode="before",
     )
     @classmethod
     def _split_lists(cls, value: Any) -> Any:

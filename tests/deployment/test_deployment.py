@@ -119,6 +119,8 @@ SLACK_METHOD_SCOPES = {
     "conversations_list": ("channels:read", "groups:read"),
     "auth_test": None,
     "views_publish": None,  # the App Home tab
+    "users_info": "users:read",  # guests are refused (ALLOW_GUESTS)
+    "usergroups_users_list": "usergroups:read",  # ALLOWED_USERGROUPS
 }
 EVENT_SCOPES = {
     "app_mention": "app_mentions:read",
@@ -137,7 +139,7 @@ def test_slack_manifest_asks_exactly_for_the_scopes_used() -> None:
         re.findall(
             r"\.(chat_[a-zA-Z]+|files_(?:upload|complete|get|delete|info)[a-z_0-9]*|auth_test"
             r"|conversations_[a-z]+"
-            r"|users_[a-z]+|reactions_[a-z]+|views_[a-z]+)\(",
+            r"|users_[a-z]+|usergroups_[a-z_]+|reactions_[a-z]+|views_[a-z]+)\(",
             source,
         )
     )

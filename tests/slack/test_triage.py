@@ -340,3 +340,41 @@ async def test_only_allowed_muters_may_mute(fake: FakeSlack, world: dict[str, An
     await fake.wait_for(lambda: bool(posted.updates))
     await bot.idle()
     assert len(state.triage.active_mutes(time.time())) == 1
+
+
+async def test_a_guest_is_refused_by_mention_and_by_button(
+    fake: FakeSlack, world: dict[str, Any]
+) -> None:
+    posted, bot, state = world["posted"], world["bot"], world["state"]
+    fake.guests.add("UGUEST001")
+    await fake.send_event(mention("<@UBOT000001> status", user="UGUEST001"))
+    await fake.wait_for(
+        lambda: any("I do not answer guests" in texts(m.blocks) for m in fake.posted)
+    )
+    await fake.send_action(posted, press(posted, ACK_ACTION), user="UGUEST001")
+    await fake.wait_for(lambda: bool(fake.ephemeral))
+    await bot.idle()
+    assert "guests" in str(fake.ephemeral[0]) and state.triage.acks(5) == []
+
+
+@pytest.mark.settings(allowed_usergroups=["S0SEC0001"])
+async def test_only_members_of_the_allowed_usergroups_get_an_answer(
+    fake: FakeSlack, world: dict[str, Any]
+) -> None:
+    fake.usergroups["S0SEC0001"] = {"UALICE001"}
+    await fake.send_event(mention("<@UBOT000001> status", user="UBOB00001"))
+    await fake.wait_for(lambda: any("ALLOWED_USERGROUPS" in texts(m.blocks) for m in fake.posted))
+    await fake.send_event(mention("<@UBOT000001> status", user="UALICE001"))
+    await fake.wait_for(lambda: any("Last ingest cycle" in texts(m.blocks) for m in fake.posted))
+    calls = [c for c in fake.calls if c.method == "usergroups.users.list"]
+    assert len(calls) == 1  # cached
+
+
+@pytest.mark.settings(allow_guests=True)
+async def test_guests_are_answered_with_allow_guests(
+    fake: FakeSlack, world: dict[str, Any]
+) -> None:
+    fake.guests.add("UGUEST001")
+    await fake.send_event(mention("<@UBOT000001> status", user="UGUEST001"))
+    await fake.wait_for(lambda: any("Last ingest cycle" in texts(m.blocks) for m in fake.posted))
+    assert not any(c.method == "users.info" for c in fake.calls)

@@ -337,6 +337,8 @@ def bot_config(settings: Settings) -> BotConfig:
         allowed_users=frozenset(settings.allowed_users),
         allow_external_users=settings.allow_external_users,
         allowed_muters=frozenset(settings.allowed_muters),
+        allowed_usergroups=frozenset(settings.allowed_usergroups),
+        allow_guests=settings.allow_guests,
         lookup_rate_per_minute=settings.lookup_rate_per_minute,
         account_names=dict(settings.account_names),
         lookup_days=settings.event_lookup_days,

@@ -46,9 +46,10 @@ from umbrellabot.slack.client import api_url, bolt_logger
 from umbrellabot.slack.gate import MentionGate
 from umbrellabot.slack.guarded_lookup import GuardedLookup
 from umbrellabot.slack.home_tab import AppHome, gather_status
+from umbrellabot.slack.membership import Membership
 from umbrellabot.slack.recent import RecentSource
 from umbrellabot.slack.text import Message
-from umbrellabot.slack.thread_posts import post_in_thread, upload_record
+from umbrellabot.slack.thread_posts import acknowledged_if_slow, post_in_thread, upload_record
 from umbrellabot.slack.triage import SlackTriage
 from umbrellabot.storage.ports import (
     AlertOutbox,
@@ -79,6 +80,8 @@ class BotConfig:
     allowed_users: frozenset[str] = frozenset()  # empty: anyone
     allow_external_users: bool = False  # Slack Connect: people of other workspaces
     allowed_muters: frozenset[str] = frozenset()  # empty: whoever may use the bot
+    allowed_usergroups: frozenset[str] = frozenset()  # empty: no group needed
+    allow_guests: bool = False
     lookup_days: int = 90
     lookup_timeout_s: float = 330.0
     lookup_rate_per_minute: int = 6  # engine lookups per user; 0: no limit
@@ -155,6 +158,11 @@ class SlackBot:
         self.app.event("app_mention")(self._on_mention)
         self.app.event("message")(self._on_message)
         self.app.event("app_home_opened")(self._on_home)
+        self._membership = Membership(
+            self.client,
+            allow_guests=config.allow_guests,
+            usergroups=config.allowed_usergroups,
+        )
         self._home = (
             AppHome(self.client, triage, self._gate, deliveries) if triage is not None else None
         )
@@ -168,6 +176,7 @@ class SlackBot:
                 check_out=self._check_out,
                 names=config.account_names,
                 muters=config.allowed_muters,
+                membership=self._membership,
             )
             self._triage.register(self.app)
 
@@ -270,14 +279,12 @@ class SlackBot:
     async def _handle(self, event: dict[str, Any]) -> None:
         verdict = self._gate.verdict(event)
         channel, thread = verdict.channel, verdict.thread
-        if verdict.refusal is not None:
-            log.info(
-                "refused a request from %s in %s: %s not allowed",
-                verdict.user,
-                channel,
-                verdict.refusal,
-            )
-            await self._post(channel, thread, replies.not_allowed(verdict.refusal))
+        refusal = verdict.refusal
+        if refusal is None and verdict.answer:
+            refusal = await self._membership.refusal(verdict.user)
+        if refusal is not None:
+            log.info("refused a request from %s in %s: %s", verdict.user, channel, refusal)
+            await self._post(channel, thread, replies.not_allowed(refusal))
             return
         if not verdict.answer:
             return
@@ -376,8 +383,10 @@ class SlackBot:
             await self._post(channel, thread, replies.recent_unavailable())
             return
         try:
-            items = await self._acknowledged_if_slow(
-                self._recent(limit), channel, thread, replies.fetching_recent(limit)
+            items = await acknowledged_if_slow(
+                self._recent(limit),
+                self._slow_ack_after_s,
+                lambda: self._post(channel, thread, replies.fetching_recent(limit)),
             )
         except QueryError as err:
             log.warning("recent alerts failed: %s", err)
@@ -386,15 +395,6 @@ class SlackBot:
             return
         reply = replies.recent_reply(items, limit, source=self._recent_label, note=note)
         await self._post(channel, thread, reply)
-
-    async def _acknowledged_if_slow(
-        self, work: Awaitable[T], channel: str, thread: str | None, ack: Message
-    ) -> T:
-        task = asyncio.ensure_future(work)
-        done, _ = await asyncio.wait({task}, timeout=self._slow_ack_after_s)
-        if not done:
-            await self._post(channel, thread, ack)
-        return await task
 
     async def _post(self, channel: str, thread: str | None, reply: Message) -> str | None:
         return await post_in_thread(self.client, channel, thread, reply)

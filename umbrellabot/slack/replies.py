@@ -138,6 +138,13 @@ def not_allowed(reason: str) -> Message:
             ":no_entry: Sorry, I only answer people of the workspace I am installed in."
             " Ask the people who run me if you need access."
         )
+    elif reason in ("guest", "usergroup", "unverified"):
+        why = {
+            "guest": "I do not answer guests (ALLOW_GUESTS)",
+            "usergroup": "I only answer the members of my user groups (ALLOWED_USERGROUPS)",
+            "unverified": "Slack could not tell me who you are just now; try again shortly",
+        }[reason]
+        markdown = f":no_entry: Sorry, {why}. Ask the people who run me if you need access."
     elif reason == "channel":
         markdown = (
             ":no_entry: Sorry, I only answer in the channels I am set up for (ALLOWED_CHANNELS)."

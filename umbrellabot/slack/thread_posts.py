@@ -4,8 +4,11 @@ off, no unfurling. Slack trouble is logged here, since there is no one else to t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -13,6 +16,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 from umbrellabot.slack.text import Message, verbatim
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def acknowledged_if_slow(
+    work: Awaitable[T], after_s: float, acknowledge: Callable[[], Awaitable[object]]
+) -> T:
+    """The result of `work`; `acknowledge` is called first when it takes longer than
+    `after_s` (a slow `recent`: "fetching…" in the thread, then the answer)."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=after_s)
+    if not done:
+        await acknowledge()
+    return await task
 
 
 def api_error(err: SlackApiError) -> str:

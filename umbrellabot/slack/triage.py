@@ -25,6 +25,7 @@ from umbrellabot.model.triage import MUTE_DURATIONS, Ack, Mute, MuteKey
 from umbrellabot.slack import commands, replies
 from umbrellabot.slack.alert_messages import code, plain
 from umbrellabot.slack.gate import MentionGate
+from umbrellabot.slack.membership import Membership
 from umbrellabot.slack.text import Message, context, fallback, section, verbatim
 from umbrellabot.slack.thread_posts import post_in_thread
 from umbrellabot.slack.triage_messages import (
@@ -60,8 +61,10 @@ class SlackTriage:
         check_out: CheckOut,
         names: AccountNames = NO_NAMES,
         muters: frozenset[str] = frozenset(),
+        membership: Membership | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._membership = membership
         self._names = names
         self._muters = muters
         self._client = client
@@ -92,6 +95,8 @@ class SlackTriage:
         self, work: Callable[[dict[str, Any]], Awaitable[None]], body: dict[str, Any]
     ) -> None:
         user, channel, refusal = self._gate.may_act(body)
+        if refusal is None and self._membership is not None:
+            refusal = await self._membership.refusal(user)
         if refusal is not None:
             log.info("refused a button press of %s in %s: %s not allowed", user, channel, refusal)
             await self._ephemeral(channel, user, replies.not_allowed(refusal))

@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     account_names: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="Account names: 111122223333=prod-payments,..."
     )
+    account_names_from_organizations: bool = Field(
+        False, description="Also name accounts from AWS Organizations ListAccounts (daily)."
+    )
     allowed_usergroups: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="User group IDs whose members may use the bot; empty: any.",

@@ -84,6 +84,7 @@ async def cycle(
     faults_before = Counter(svc.store.faults)
     breaks_before = svc.ingestor.pool.breaks
     previous_success = await asyncio.to_thread(svc.state.cycles.last_success_at)
+    await svc.names.refresh()  # ACCOUNT_NAMES_FROM_ORGANIZATIONS: at start, then daily
     try:
         report = await svc.ingestor.run_cycle(
             days, on_planned, on_file_done, on_enriched=partial(_count_file, metrics)

@@ -206,6 +206,7 @@ class Daemon:
             locator=svc.locator(),
             rules=svc.rules,
             state=svc.state,
+            account_names=svc.names,
             recent=recent_from_outbox(svc.state.outbox),
         )
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 
 from umbrellabot.app import wiring
+from umbrellabot.app.account_names import AccountDirectory
 from umbrellabot.app.health import Metrics
 from umbrellabot.app.ingest import Ingestor
 from umbrellabot.config import Settings
@@ -36,6 +37,7 @@ class Services:
     detections: list[Detection]
     notifier: Notifier
     ingestor: Ingestor
+    names: AccountDirectory
     metrics: Metrics = field(default_factory=Metrics)
 
     @property
@@ -83,8 +85,13 @@ async def services(
             all_days=not settings.cloudtrail_bucket_name,
         )
         stack.callback(runner.close)
-        notifier = wiring.notifier_for(settings, state, console, rules, wide=wide)
-        yield Services(settings, state, store, output, engine, rules, detections, notifier, runner)
+        names = AccountDirectory(settings)
+        notifier = wiring.notifier_for(
+            settings, state, console, rules, wide=wide, account_names=names
+        )
+        yield Services(
+            settings, state, store, output, engine, rules, detections, notifier, runner, names
+        )
 
 
 @asynccontextmanager

@@ -269,6 +269,7 @@ def slack_notifier(
     state: StateBackend,
     channels: Mapping[str, str] | None = None,
     rules: Sequence[Rule] = (),
+    account_names: Mapping[str, str] | None = None,
     **options: Any,
 ) -> SlackNotifier:
     """Alerts to their routes' channels (ROUTING_PATH), the rules' own, else SLACK_CHANNEL
@@ -296,7 +297,7 @@ def slack_notifier(
         rollups=state.rollups,
         channel=settings.slack_channel,
         router=router,
-        account_names=settings.account_names,
+        account_names=settings.account_names if account_names is None else account_names,
         min_severity=settings.alert_min_severity,
         rollup_threshold=settings.slack_rollup_threshold,
         rollup_window_minutes=settings.slack_rollup_window_minutes,
@@ -313,12 +314,13 @@ def notifier_for(
     rules: Sequence[Rule] = (),
     *,
     wide: bool = False,
+    account_names: Mapping[str, str] | None = None,
     **options: Any,
 ) -> Notifier:
     """Slack when a bot token is configured, else the console (the embedded default)."""
     if settings.slack_enabled():
         channels = {rule.id: rule.channel for rule in rules if rule.channel}
-        return slack_notifier(settings, state, channels, rules, **options)
+        return slack_notifier(settings, state, channels, rules, account_names, **options)
     return ConsoleNotifier(console, wide=wide)
 
 
@@ -352,13 +354,20 @@ def slack_bot(
     locator: EventLocator,
     rules: Sequence[Rule],
     state: StateBackend | None = None,
+    account_names: Mapping[str, str] | None = None,
     **options: Any,
 ) -> SlackBot:
-    """The Socket Mode bot; `state` gives `status` its cycles and outbox."""
+    """The Socket Mode bot; `state` gives `status` its cycles and outbox; `account_names`
+    (default ACCOUNT_NAMES) may be the process's shared, refreshed directory."""
+    from dataclasses import replace
+
     from umbrellabot.slack.bot import SlackBot
 
+    config = bot_config(settings)
+    if account_names is not None:
+        config = replace(config, account_names=account_names)
     return SlackBot(
-        bot_config(settings),
+        config,
         locator=locator,
         rules=rules,
         cycles=state.cycles if state else None,

@@ -75,6 +75,7 @@ class FakeSlack:
         self._ack_waiters: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._changed = asyncio.Event()
         self._ts = itertools.count(1)
+        self._turn = itertools.count()  # which connection the next event goes to
         self._runner: web.AppRunner | None = None
 
     # lifecycle
@@ -339,26 +340,36 @@ class FakeSlack:
     async def wait_connected(self, timeout: float = 10) -> None:
         await self.wait_for(lambda: bool(self._sockets), timeout)
 
-    async def send_event(self, event: dict[str, Any], timeout: float = 5) -> dict[str, Any]:
-        """Push one events_api envelope; returns the client's ack."""
+    async def send_event(
+        self,
+        event: dict[str, Any],
+        timeout: float = 5,
+        *,
+        retry_attempt: int = 0,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Push one events_api envelope, on the connections in turn as Slack spreads them;
+        returns the client's ack. A retry (`retry_attempt` > 0, the same `event_id`) is what
+        Slack sends when it thinks an earlier delivery was not acknowledged in time."""
         await self.wait_connected()
         envelope_id = str(uuid.uuid4())
         waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._ack_waiters[envelope_id] = waiter
-        await self._sockets[-1].send_json(
+        socket = self._sockets[next(self._turn) % len(self._sockets)]
+        await socket.send_json(
             {
                 "envelope_id": envelope_id,
                 "type": "events_api",
                 "accepts_response_payload": False,
-                "retry_attempt": 0,
-                "retry_reason": "",
+                "retry_attempt": retry_attempt,
+                "retry_reason": "timeout" if retry_attempt else "",
                 "payload": {
                     "token": "verification",
                     "team_id": TEAM,
                     "api_app_id": APP,
                     "event": event,
                     "type": "event_callback",
-                    "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+                    "event_id": event_id or f"Ev{uuid.uuid4().hex[:10].upper()}",
                     "event_time": int(time.time()),
                     "authorizations": [{"team_id": TEAM, "user_id": BOT_USER, "is_bot": True}],
                 },

@@ -125,11 +125,7 @@ class Settings(BaseSettings):
         description="User group IDs whose members may use the bot; empty: any.",
     )
     allow_guests: bool = Field(False, description="Answer guests (single- and multi-channel).")
-    allow_external_users: bool = Field(
-        False,
-        description="Answer people of other workspaces (Slack Connect) too; off: only members"
-        " of the workspace that installed the app.",
-    )
+    allow_external_users: bool = Field(False, description="Answer Slack Connect people too.")
     slack_rollup_threshold: int = Field(
         5, ge=1, description="More alerts than this of one rule and principal are rolled up."
     )
@@ -176,11 +172,7 @@ class Settings(BaseSettings):
         2, ge=1, le=31, description="Day folders listed each cycle: 2 is yesterday and today (UTC)."
     )
     max_catchup_days: int = Field(
-        14,
-        ge=1,
-        le=366,
-        description="After a downtime, day folders listed back to the last listing, at most this"
-        " many (older: the log names the backfill to run).",
+        14, ge=1, le=366, description="After a downtime, days listed back, at most this many."
     )
     log_silence_hours: float = Field(
         6,

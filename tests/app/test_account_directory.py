@@ -4,6 +4,7 @@ the names known with one warning."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -23,10 +24,8 @@ async def test_names_come_from_the_organization_under_account_names(
     aws_env: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     client = boto3.client("organizations", endpoint_url=aws_env["AWS_ENDPOINT_URL"])
-    try:
+    with contextlib.suppress(client.exceptions.AlreadyInOrganizationException):
         client.create_organization(FeatureSet="ALL")
-    except client.exceptions.AlreadyInOrganizationException:
-        pass
     created = client.create_account(Email="payments@example.com", AccountName="prod-payments")
     new_id = created["CreateAccountStatus"]["AccountId"]
     directory = AccountDirectory(

@@ -378,3 +378,19 @@ async def test_guests_are_answered_with_allow_guests(
     await fake.send_event(mention("<@UBOT000001> status", user="UGUEST001"))
     await fake.wait_for(lambda: any("Last ingest cycle" in texts(m.blocks) for m in fake.posted))
     assert not any(c.method == "users.info" for c in fake.calls)
+
+
+async def test_a_redelivered_mention_is_answered_once(
+    fake: FakeSlack, world: dict[str, Any]
+) -> None:
+    """Slack retries an event it thinks was not acknowledged (`retry_attempt`, same event id):
+    one answer, however many times it arrives."""
+    bot = world["bot"]
+    event = mention("<@UBOT000001> help", ts="1764700000.000100")
+    await fake.send_event(event, event_id="EvRETRIED01")
+    await fake.send_event(event, event_id="EvRETRIED01", retry_attempt=1)
+    await fake.send_event(event, event_id="EvRETRIED01", retry_attempt=2)
+    await fake.wait_for(lambda: bot.envelopes_handled >= 3)
+    await bot.idle()
+    answers = [m for m in fake.posted if m.thread_ts == "1764700000.000100"]
+    assert len(answers) == 1 and "What I can do" in texts(answers[0].blocks)

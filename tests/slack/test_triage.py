@@ -103,7 +103,8 @@ def texts(blocks: list[dict[str, Any]] | None) -> str:
 
 def press(posted: Posted, action_id: str, option: int | None = None) -> dict[str, Any]:
     found = element(posted, action_id)
-    action: dict[str, Any] = {"action_id": action_id, "block_id": "umbrellabot_triage"}
+    [actions] = [b for b in posted.blocks or [] if b["type"] == "actions"]
+    action: dict[str, Any] = {"action_id": action_id, "block_id": actions["block_id"]}
     if option is None:
         action.update(type="button", value=found["value"], text=found["text"])
     else:
@@ -394,3 +395,70 @@ async def test_a_redelivered_mention_is_answered_once(
     await bot.idle()
     answers = [m for m in fake.posted if m.thread_ts == "1764700000.000100"]
     assert len(answers) == 1 and "What I can do" in texts(answers[0].blocks)
+
+
+@pytest.mark.settings(slack_rollup_threshold=1)
+async def test_acknowledging_a_rollup_parent_acknowledges_its_thread(
+    fake: FakeSlack, world: dict[str, Any]
+) -> None:
+    """The first alert was posted on its own (threshold 1); the next three roll up. The
+    parent's Acknowledge acknowledges the three in its thread, not the one posted on its own;
+    alerts that come later are counted apart until someone acknowledges again."""
+    state, alert, bot = world["state"], world["alert"], world["bot"]
+    first = world["posted"]
+
+    def burst(start: int, n: int) -> list[Any]:
+        return [
+            replace(alert, event_id=f"{i:08d}-2222-3333-4444-555555555555")
+            for i in range(start, start + n)
+        ]
+
+    state.outbox.add_alerts(burst(1, 3))
+    assert await flush_outbox(state.outbox, world["notifier"], triage=state.triage) == 3
+    [_, parent] = fake.messages_in(CHANNEL)
+    assert "4* alerts for" in texts(parent.blocks)
+    [actions] = [b for b in parent.blocks or [] if b["type"] == "actions"]
+    assert {e["action_id"] for e in actions["elements"]} == {ACK_ACTION, MUTE_ACTION}
+
+    await fake.send_action(parent, press(parent, ACK_ACTION), user="UBOB00001")
+    await fake.wait_for(lambda: bool(parent.updates))
+    await bot.idle()
+    said = texts(parent.blocks)
+    assert "Acknowledged by <@UBOB00001>" in said and "the 3 alerts in this thread then" in said
+    [actions] = [b for b in parent.blocks or [] if b["type"] == "actions"]
+    assert ACK_ACTION not in {e["action_id"] for e in actions["elements"]}
+    acked = {a.event_id for _, a in state.triage.acks(10)}
+    assert acked == {a.event_id for a in burst(1, 3)}  # the thread, not the first alert
+    first_id = int(element(first, DETAILS_ACTION)["value"])
+    assert state.triage.ack_of(first_id) is None
+
+    # two more: the count grows, the acknowledgement stays and says what came since
+    state.outbox.add_alerts(burst(4, 2))
+    assert await flush_outbox(state.outbox, world["notifier"], triage=state.triage) == 2
+    said = texts(parent.blocks)
+    assert "6* alerts for" in said and "2 came since" in said and "<@UBOB00001>" in said
+    await fake.send_action(parent, press(parent, ACK_ACTION))
+    await fake.wait_for(lambda: "the 5 alerts in this thread then" in texts(parent.blocks))
+    await bot.idle()
+    assert len(state.triage.acks(10)) == 5
+    opened, _ = state.triage.open_alerts(0, 10)
+    assert sum(opened.values()) == 1  # only the alert posted on its own is open
+
+
+@pytest.mark.settings(slack_rollup_threshold=1)
+async def test_muting_from_a_rollup_parent_keeps_it_a_parent(
+    fake: FakeSlack, world: dict[str, Any]
+) -> None:
+    state, alert, bot = world["state"], world["alert"], world["bot"]
+    state.outbox.add_alerts(
+        [replace(alert, event_id=f"{i:08d}-2222-3333-4444-555555555555") for i in (1, 2)]
+    )
+    assert await flush_outbox(state.outbox, world["notifier"], triage=state.triage) == 2
+    [_, parent] = fake.messages_in(CHANNEL)
+    await fake.send_action(parent, press(parent, MUTE_ACTION, option=1))
+    await fake.wait_for(lambda: bool(parent.updates) and bool(fake.replies_to(parent.ts)[1:]))
+    await bot.idle()
+    said = texts(parent.blocks)
+    assert "Muted by <@UALICE001>" in said and "alerts for" in said  # still the roll-up
+    [mute] = state.triage.active_mutes(time.time())
+    assert mute.key == MuteKey.of(alert)

@@ -326,6 +326,7 @@ def notifier_for(
 
 def bot_config(settings: Settings) -> BotConfig:
     from umbrellabot.slack.bot import BotConfig
+    from umbrellabot.slack.rollup import RollupShape
 
     if settings.slack_bot_token is None:
         raise SettingsError("SLACK_BOT_TOKEN is not set (the bot needs a xoxb- token)")
@@ -345,6 +346,9 @@ def bot_config(settings: Settings) -> BotConfig:
         account_names=dict(settings.account_names),
         lookup_days=settings.event_lookup_days,
         lookup_timeout_s=settings.athena_timeout_s + 30,
+        rollup_shape=RollupShape(
+            settings.slack_rollup_threshold, settings.slack_rollup_window_minutes
+        ),
     )
 
 
@@ -370,11 +374,6 @@ def slack_bot(
         config,
         locator=locator,
         rules=rules,
-        cycles=state.cycles if state else None,
-        outbox=state.outbox if state else None,
-        files=state.files if state else None,
-        triage=state.triage if state else None,
-        lookup_guard=state.lookups if state else None,
-        deliveries=state.deliveries if state else None,
+        state=state,
         **options,
     )

@@ -48,17 +48,11 @@ from umbrellabot.slack.guarded_lookup import GuardedLookup
 from umbrellabot.slack.home_tab import AppHome, gather_status
 from umbrellabot.slack.membership import Membership
 from umbrellabot.slack.recent import RecentSource
+from umbrellabot.slack.rollup import DEFAULT_SHAPE, RollupShape
 from umbrellabot.slack.text import Message
 from umbrellabot.slack.thread_posts import acknowledged_if_slow, post_in_thread, upload_record
 from umbrellabot.slack.triage import SlackTriage
-from umbrellabot.storage.ports import (
-    AlertOutbox,
-    CycleLog,
-    DeliveryWatch,
-    FileLedger,
-    LookupGuard,
-    Triage,
-)
+from umbrellabot.storage.ports import StateBackend
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,6 +80,7 @@ class BotConfig:
     lookup_timeout_s: float = 330.0
     lookup_rate_per_minute: int = 6  # engine lookups per user; 0: no limit
     account_names: Mapping[str, str] = field(default_factory=dict)
+    rollup_shape: RollupShape = DEFAULT_SHAPE  # what a roll-up parent says, when rebuilt
 
 
 class SlackBotError(Exception):
@@ -102,25 +97,20 @@ class SlackBot:
         *,
         locator: EventLocator,
         rules: Sequence[Rule],
-        cycles: CycleLog | None = None,
-        outbox: AlertOutbox | None = None,
-        files: FileLedger | None = None,
+        state: StateBackend | None = None,
         recent: RecentSource | None = None,
         recent_label: str = "the alert history",
         status_extra: StatusExtra | None = None,
-        triage: Triage | None = None,
-        lookup_guard: LookupGuard | None = None,
-        deliveries: DeliveryWatch | None = None,
         max_concurrent_lookups: int = 4,
         ping_interval_s: float = 10,
         slow_ack_after_s: float = ACK_AFTER_S,
     ) -> None:
         self.config = config
         self.rules = list(rules)
-        self._lookup = GuardedLookup(locator, lookup_guard, config.lookup_rate_per_minute)
-        self._cycles = cycles
-        self._outbox = outbox
-        self._files = files
+        self._lookup = GuardedLookup(
+            locator, state.lookups if state else None, config.lookup_rate_per_minute
+        )
+        self._state = state
         self._recent = recent
         self._recent_label = recent_label
         self._status_extra = status_extra
@@ -164,19 +154,21 @@ class SlackBot:
             usergroups=config.allowed_usergroups,
         )
         self._home = (
-            AppHome(self.client, triage, self._gate, deliveries) if triage is not None else None
+            AppHome(self.client, state.triage, self._gate, state.deliveries) if state else None
         )
         self._triage: SlackTriage | None = None
-        if triage is not None:  # the buttons on alerts, `mutes`, `unmute`, `acks`
+        if state is not None:  # the buttons on alerts, `mutes`, `unmute`, `acks`
             self._triage = SlackTriage(
                 self.client,
-                triage,
+                state.triage,
                 self._gate,
                 spawn=self._run,
                 check_out=self._check_out,
                 names=config.account_names,
                 muters=config.allowed_muters,
                 membership=self._membership,
+                rollups=state.rollups,
+                rollup_shape=config.rollup_shape,
             )
             self._triage.register(self.app)
 
@@ -374,7 +366,14 @@ class SlackBot:
 
     async def status_info(self) -> replies.StatusInfo:
         extra = await self._status_extra() if self._status_extra is not None else ()
-        return await gather_status(self.rules, self._cycles, self._outbox, self._files, extra)
+        state = self._state
+        return await gather_status(
+            self.rules,
+            state.cycles if state else None,
+            state.outbox if state else None,
+            state.files if state else None,
+            extra,
+        )
 
     async def _recent_alerts(
         self, limit: int, note: str | None, channel: str, thread: str | None

@@ -19,7 +19,8 @@
   on their own; the next one opens a parent message ("K alerts for P within M minutes"), the rest
   are listed in its thread (as few replies as Slack's limits allow, up to 100 alerts each), and
   the parent's count is kept up to date with chat.update (`rollup.py` decides; this module
-  posts). Windows are in the roll-up store, so a restart continues the same roll-up.
+  posts). Windows are in the roll-up store, so a restart continues the same roll-up. The
+  parent's Acknowledge acknowledges its thread (slack/triage.py).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -41,7 +43,6 @@ from umbrellabot.model.severity import Severity
 from umbrellabot.slack.alert_messages import (
     cycle_summary_message,
     follow_up_message,
-    rollup_message,
     rollup_replies,
 )
 from umbrellabot.slack.client import describe_error
@@ -56,6 +57,7 @@ from umbrellabot.slack.posting import (
 )
 from umbrellabot.slack.rollup import (
     RollupKey,
+    RollupShape,
     event_span,
     extend_window,
     plan_rollups,
@@ -63,7 +65,7 @@ from umbrellabot.slack.rollup import (
 )
 from umbrellabot.slack.routing import Router
 from umbrellabot.slack.text import Message
-from umbrellabot.slack.triage_messages import triaged_alert_message
+from umbrellabot.slack.triage_messages import rollup_parent_message, triaged_alert_message
 from umbrellabot.storage.ports import AlertOutbox, PendingAlert, RollupStore, RollupWindow
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,7 @@ class SlackNotifier:
         self._names = account_names
         self._min_severity = min_severity
         self._threshold = max(rollup_threshold, 1)
-        self._window_minutes = rollup_window_minutes
+        self.rollup_shape = RollupShape(self._threshold, rollup_window_minutes)
         self._window_s = rollup_window_minutes * 60.0
         self._cycle_summary = cycle_summary
         self._retry_base_s = retry_base_s
@@ -247,15 +249,20 @@ class SlackNotifier:
         delivered: list[int],
         failed: set[int],
     ) -> None:
-        sample = group[0].alert
+        sample = group[0]
         shown = window.alerts  # the count the parent shows (an existing parent: updated below)
         if window.parent_ts is None:
             planned = window.alerts + len(group)
             first, last = event_span(window, [p.alert for p in group])
+            planned_window = replace(
+                window, alerts=planned, first_event_time=first, last_event_time=last
+            )
             try:
                 parent_channel, ts = await self._post(
                     channel,
-                    self._parent(sample, planned, first, last),
+                    rollup_parent_message(
+                        planned_window, sample.alert, sample.id, self.rollup_shape
+                    ),
                     refs=[
                         parent_ref(channel, window.rule_id, window.principal, window.window_start)
                     ],
@@ -294,23 +301,21 @@ class SlackNotifier:
         if shown != window.alerts:
             await self._update_parent(window, sample)
 
-    def _parent(self, sample: Alert, total: int, first: str | None, last: str | None) -> Message:
-        return rollup_message(
-            sample,
-            total=total,
-            individual=min(self._threshold, total),
-            first_event_time=first,
-            last_event_time=last,
-            window_minutes=self._window_minutes,
-        )
-
-    async def _update_parent(self, window: RollupWindow, sample: Alert) -> None:
-        """Best effort: the alerts are delivered either way; the next round updates again."""
+    async def _update_parent(self, window: RollupWindow, sample: PendingAlert) -> None:
+        """Best effort: the alerts are delivered either way; the next round updates again.
+        The stored window is read again for its acknowledgement (the bot may have set it)."""
         if window.parent_channel is None or window.parent_ts is None:
             return
-        message = self._parent(
-            sample, window.alerts, window.first_event_time, window.last_event_time
+        stored = await asyncio.to_thread(
+            self._rollups.rollup_by_parent, window.parent_channel, window.parent_ts
         )
+        if stored is not None:
+            window.acked_by, window.acked_at, window.acked = (
+                stored.acked_by,
+                stored.acked_at,
+                stored.acked,
+            )
+        message = rollup_parent_message(window, sample.alert, sample.id, self.rollup_shape)
         try:
             await self.client.chat_update(
                 channel=window.parent_channel,

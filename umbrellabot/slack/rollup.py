@@ -17,6 +17,24 @@ from umbrellabot.storage.ports import PendingAlert, RollupWindow
 RollupKey = tuple[str, str]  # (rule id, principal)
 
 
+@dataclass(frozen=True)
+class RollupShape:
+    """SLACK_ROLLUP_THRESHOLD and SLACK_ROLLUP_WINDOW_MINUTES: what a parent message says."""
+
+    threshold: int = 5
+    window_minutes: int = 10
+
+    def individual(self, window: RollupWindow) -> int:
+        """How many of the window's alerts were posted on their own."""
+        return min(max(self.threshold, 1), window.alerts)
+
+    def in_thread(self, window: RollupWindow) -> int:
+        return window.alerts - self.individual(window)
+
+
+DEFAULT_SHAPE = RollupShape()
+
+
 def rollup_key(alert: Alert) -> RollupKey:
     return (alert.rule_id, alert.principal or "")
 

@@ -26,19 +26,22 @@ from umbrellabot.slack import commands, replies
 from umbrellabot.slack.alert_messages import code, plain
 from umbrellabot.slack.gate import MentionGate
 from umbrellabot.slack.membership import Membership
+from umbrellabot.slack.rollup import DEFAULT_SHAPE, RollupShape
 from umbrellabot.slack.text import Message, context, fallback, section, verbatim
 from umbrellabot.slack.thread_posts import post_in_thread
 from umbrellabot.slack.triage_messages import (
     ACK_ACTION,
     DETAILS_ACTION,
     MUTE_ACTION,
+    ROLLUP_BLOCK,
     mute_line,
     parse_value,
+    rollup_parent_message,
     triaged_alert_message,
     user_mention,
     when,
 )
-from umbrellabot.storage.ports import PendingAlert, Triage
+from umbrellabot.storage.ports import PendingAlert, RollupStore, RollupWindow, Triage
 
 log = logging.getLogger(__name__)
 Spawn = Callable[[Awaitable[None]], None]
@@ -62,9 +65,13 @@ class SlackTriage:
         names: AccountNames = NO_NAMES,
         muters: frozenset[str] = frozenset(),
         membership: Membership | None = None,
+        rollups: RollupStore | None = None,
+        rollup_shape: RollupShape = DEFAULT_SHAPE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._membership = membership
+        self._rollups = rollups
+        self._rollup_shape = rollup_shape
         self._names = names
         self._muters = muters
         self._client = client
@@ -132,12 +139,26 @@ class SlackTriage:
         ts = str(container.get("message_ts") or (body.get("message") or {}).get("ts") or "")
         return channel, ts
 
+    @staticmethod
+    def _on_parent(body: dict[str, Any]) -> bool:
+        """Whether the button is a roll-up parent's (it acts on the parent's thread)."""
+        return bool((body.get("actions") or [{}])[0].get("block_id") == ROLLUP_BLOCK)
+
     async def _acknowledge(self, body: dict[str, Any]) -> None:
         pressed = await self._pressed(body)
         if pressed is None:
             return
         stored, _ = pressed
         user, _, _ = self._gate.may_act(body)
+        if self._on_parent(body):
+            channel, ts = self._where(body)
+            window = await asyncio.to_thread(
+                self._triage.acknowledge_thread, channel, ts, user, self._clock()
+            )
+            if window is not None:
+                log.info("%s acknowledged the %d alerts of a roll-up", user, window.acked)
+                await self._update_parent(body, stored, window)
+                return
         ack = await asyncio.to_thread(self._triage.acknowledge, stored.id, user, self._clock())
         await self._update(body, stored, ack)
 
@@ -158,7 +179,8 @@ class SlackTriage:
         key = MuteKey.of(stored.alert)
         mute = await asyncio.to_thread(self._triage.add_mute, key, until, user, now, stored.id)
         log.info("%s muted %s until %s (mute %d)", user, key.describe(), when(until), mute.id)
-        await self._update(body, stored, mute=mute)
+        if not (self._on_parent(body) and await self._update_parent(body, stored, mute=mute)):
+            await self._update(body, stored, mute=mute)
         channel, ts = self._where(body)  # the message's channel (a DM has no channel object)
         line = (
             f"{mute_line(mute)}. The alerts it silences are still enriched and kept in the"
@@ -198,6 +220,25 @@ class SlackTriage:
         await self._client.chat_update(
             channel=channel, ts=ts, text=message.text, blocks=message.blocks
         )
+
+    async def _update_parent(
+        self,
+        body: dict[str, Any],
+        stored: PendingAlert,
+        window: RollupWindow | None = None,
+        mute: Mute | None = None,
+    ) -> bool:
+        """The roll-up parent rebuilt from its stored window; False when it is no parent."""
+        channel, ts = self._where(body)
+        if window is None and self._rollups is not None:
+            window = await asyncio.to_thread(self._rollups.rollup_by_parent, channel, ts)
+        if window is None:
+            return False
+        message = rollup_parent_message(window, stored.alert, stored.id, self._rollup_shape, mute)
+        await self._client.chat_update(
+            channel=channel, ts=ts, text=message.text, blocks=message.blocks
+        )
+        return True
 
     async def _ephemeral(self, channel: str, user: str, message: Message) -> None:
         try:

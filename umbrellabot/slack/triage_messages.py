@@ -15,14 +15,17 @@ from typing import Any
 from umbrellabot.model.accounts import NO_NAMES, AccountNames
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.triage import MUTE_DURATIONS, Ack, Mute
-from umbrellabot.slack.alert_messages import alert_message, code
+from umbrellabot.slack.alert_messages import alert_message, code, rollup_message
+from umbrellabot.slack.rollup import RollupShape
 from umbrellabot.slack.text import Message, context, verbatim
+from umbrellabot.storage.ports import RollupWindow
 
 ACK_ACTION = "umbrellabot_ack"
 MUTE_ACTION = "umbrellabot_mute"
 DETAILS_ACTION = "umbrellabot_details"
 ACTIONS = (ACK_ACTION, MUTE_ACTION, DETAILS_ACTION)
 TRIAGE_BLOCK = "umbrellabot_triage"
+ROLLUP_BLOCK = "umbrellabot_rollup"  # the buttons of a roll-up parent: they act on its thread
 _USER = re.compile(r"^[UW][A-Z0-9]{2,20}$")
 _MUTE_LABELS = {"1h": "1 hour", "24h": "24 hours", "7d": "7 days"}
 
@@ -40,7 +43,9 @@ def _plain(text: str) -> dict[str, Any]:
     return {"type": "plain_text", "text": text, "emoji": True}
 
 
-def actions_block(alert_id: int, *, acknowledged: bool) -> dict[str, Any]:
+def actions_block(
+    alert_id: int, *, acknowledged: bool, details: bool = True, block_id: str = TRIAGE_BLOCK
+) -> dict[str, Any]:
     elements: list[dict[str, Any]] = []
     if not acknowledged:
         elements.append(
@@ -64,15 +69,16 @@ def actions_block(alert_id: int, *, acknowledged: bool) -> dict[str, Any]:
             ],
         }
     )
-    elements.append(
-        {
-            "type": "button",
-            "action_id": DETAILS_ACTION,
-            "text": _plain("Details"),
-            "value": str(alert_id),
-        }
-    )
-    return {"type": "actions", "block_id": TRIAGE_BLOCK, "elements": elements}
+    if details:
+        elements.append(
+            {
+                "type": "button",
+                "action_id": DETAILS_ACTION,
+                "text": _plain("Details"),
+                "value": str(alert_id),
+            }
+        )
+    return {"type": "actions", "block_id": block_id, "elements": elements}
 
 
 def ack_line(ack: Ack) -> str:
@@ -110,6 +116,50 @@ def triaged_alert_message(
     blocks.append(actions_block(alert_id, acknowledged=ack is not None))
     if footer is not None:
         blocks.append(footer)
+    return Message(message.text, verbatim(blocks))
+
+
+def thread_ack_line(window: RollupWindow, in_thread: int) -> str | None:
+    if window.acked_by is None or window.acked_at is None:
+        return None
+    line = (
+        f":white_check_mark: Acknowledged by {user_mention(window.acked_by)} at"
+        f" {when(window.acked_at)}: the {window.acked} alerts in this thread then"
+    )
+    if in_thread > window.acked:
+        line += f"; {in_thread - window.acked} came since (Acknowledge again for them)"
+    return line
+
+
+def rollup_parent_message(
+    window: RollupWindow,
+    sample: Alert,
+    sample_id: int,
+    shape: RollupShape,
+    mute: Mute | None = None,
+) -> Message:
+    """The roll-up parent with its buttons: Acknowledge acknowledges every alert in its thread
+    (`sample_id` is one of them, the outbox id the buttons carry), Mute mutes the sample's rule
+    and principal. No Details: the thread lists the events."""
+    message = rollup_message(
+        sample,
+        total=window.alerts,
+        individual=shape.individual(window),
+        first_event_time=window.first_event_time,
+        last_event_time=window.last_event_time,
+        window_minutes=shape.window_minutes,
+    )
+    blocks = list(message.blocks)
+    in_thread = shape.in_thread(window)
+    ack = thread_ack_line(window, in_thread)
+    if ack is not None:
+        blocks.append(context(ack))
+    if mute is not None:
+        blocks.append(context(mute_line(mute)))
+    acknowledged = ack is not None and window.acked >= in_thread
+    blocks.append(
+        actions_block(sample_id, acknowledged=acknowledged, details=False, block_id=ROLLUP_BLOCK)
+    )
     return Message(message.text, verbatim(blocks))
 
 

@@ -220,6 +220,10 @@ class RollupWindow:
     parent_ts: str | None = None
     first_event_time: str | None = None
     last_event_time: str | None = None
+    # the acknowledgement of the thread from the parent: who, when, how many alerts it covered
+    acked_by: str | None = None
+    acked_at: float | None = None
+    acked: int = 0
 
 
 class RollupStore(Protocol):
@@ -228,7 +232,13 @@ class RollupStore(Protocol):
     ) -> RollupWindow | None: ...
 
     def save_rollup(self, window: RollupWindow, delivered: Sequence[int] = ()) -> None:
-        """Store the window and mark the `delivered` outbox ids delivered, atomically."""
+        """Store the window and mark the `delivered` outbox ids delivered, atomically; once
+        the window has a parent, the delivered alerts without a message of their own are told
+        in its thread. The acknowledgement fields are `Triage.acknowledge_thread`'s alone."""
+        ...
+
+    def rollup_by_parent(self, channel: str, ts: str) -> RollupWindow | None:
+        """The roll-up whose parent message is (channel ID, ts)."""
         ...
 
     def prune_rollups(self, older_than: float) -> int: ...
@@ -280,6 +290,14 @@ class Triage(Protocol):
 
     def acknowledge(self, alert_id: int, user: str, at: float) -> Ack:
         """Store the acknowledgement; the first one of an alert stays (returned again)."""
+        ...
+
+    def acknowledge_thread(
+        self, channel: str, ts: str, user: str, at: float
+    ) -> RollupWindow | None:
+        """Acknowledge every alert told in the thread of the roll-up parent (channel ID, ts)
+        that nobody acknowledged, and record it on the roll-up; None when no roll-up has that
+        parent."""
         ...
 
     def ack_of(self, alert_id: int) -> Ack | None: ...

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DATABASE_NAME = "umbrellabot.sqlite3"
 
 _SCHEMA = """
@@ -135,7 +135,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
 """
 
 # (table, column, type) added since version 2: worker deaths apart (3), claims of outbox rows by
-# one process (4), the Slack message that told an alert (5), the mute that silenced it (6)
+# one process (4), the Slack message that told an alert (5), the mute that silenced it (6), the
+# acknowledgement of a roll-up's thread (7)
 _ADDED_COLUMNS = (
     ("files", "deaths", "INTEGER NOT NULL DEFAULT 0"),
     ("outbox", "claimed_by", "TEXT"),
@@ -143,6 +144,13 @@ _ADDED_COLUMNS = (
     ("outbox", "message_channel", "TEXT"),
     ("outbox", "message_ts", "TEXT"),
     ("outbox", "muted_by", "INTEGER"),
+    ("slack_rollups", "acked_by", "TEXT"),
+    ("slack_rollups", "acked_at", "REAL"),
+    ("slack_rollups", "acked", "INTEGER NOT NULL DEFAULT 0"),
+)
+# indexes on added columns: made after the columns are
+_ADDED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS outbox_by_message ON outbox (message_channel, message_ts)",
 )
 
 
@@ -164,6 +172,8 @@ class Database:
         for table, column, kind in _ADDED_COLUMNS:  # what older versions lack
             if column not in {row[1] for row in self.execute(f"PRAGMA table_info({table})")}:
                 self.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        for index in _ADDED_INDEXES:
+            self.execute(index)
         self.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:

@@ -8,6 +8,20 @@ from collections.abc import Sequence
 from umbrellabot.storage.ports import RollupWindow
 from umbrellabot.storage.sqlite.database import Database
 
+ROLLUP_COLUMNS = (
+    "channel, rule_id, principal, window_start, alerts, parent_channel, parent_ts,"
+    " first_event_time, last_event_time, acked_by, acked_at, acked"
+)
+
+
+def rollup_by_parent(db: Database, channel: str, ts: str) -> RollupWindow | None:
+    row = db.execute(
+        f"SELECT {ROLLUP_COLUMNS} FROM slack_rollups WHERE parent_channel = ? AND parent_ts = ?"
+        " ORDER BY window_start DESC LIMIT 1",
+        (channel, ts),
+    ).fetchone()
+    return RollupWindow(*row) if row else None
+
 
 class SqliteRollups:
     def __init__(self, db: Database) -> None:
@@ -18,16 +32,20 @@ class SqliteRollups:
     ) -> RollupWindow | None:
         """The newest roll-up window of (channel, rule, principal) that started after `since`."""
         row = self._db.execute(
-            "SELECT channel, rule_id, principal, window_start, alerts, parent_channel, parent_ts,"
-            " first_event_time, last_event_time FROM slack_rollups WHERE channel = ?"
+            f"SELECT {ROLLUP_COLUMNS} FROM slack_rollups WHERE channel = ?"
             " AND rule_id = ? AND principal = ? AND window_start > ?"
             " ORDER BY window_start DESC LIMIT 1",
             (channel, rule_id, principal, since),
         ).fetchone()
         return RollupWindow(*row) if row else None
 
+    def rollup_by_parent(self, channel: str, ts: str) -> RollupWindow | None:
+        return rollup_by_parent(self._db, channel, ts)
+
     def save_rollup(self, window: RollupWindow, delivered: Sequence[int] = ()) -> None:
-        """Store the window and mark `delivered` outbox ids delivered, in one transaction."""
+        """Store the window and mark `delivered` outbox ids delivered, in one transaction;
+        with a parent, the delivered alerts that have no message of their own are told in its
+        thread (what acknowledging the parent acknowledges)."""
         now = time.time()
         with self._db.transaction() as db:
             db.execute(
@@ -52,9 +70,10 @@ class SqliteRollups:
                 ),
             )
             db.executemany(
-                "UPDATE outbox SET delivered_at = ?, claimed_by = NULL, claimed_until = NULL"
-                " WHERE id = ?",
-                ((now, i) for i in delivered),
+                "UPDATE outbox SET delivered_at = ?, claimed_by = NULL, claimed_until = NULL,"
+                " message_channel = coalesce(message_channel, ?),"
+                " message_ts = coalesce(message_ts, ?) WHERE id = ?",
+                ((now, window.parent_channel, window.parent_ts, i) for i in delivered),
             )
 
     def prune_rollups(self, older_than: float) -> int:

@@ -10,8 +10,9 @@ from typing import Any
 from umbrellabot.model.alerts import Alert, alert_from_json
 from umbrellabot.model.severity import Severity
 from umbrellabot.model.triage import Ack, Mute, MuteKey
-from umbrellabot.storage.ports import PendingAlert
+from umbrellabot.storage.ports import PendingAlert, RollupWindow
 from umbrellabot.storage.sqlite.database import Database
+from umbrellabot.storage.sqlite.rollups import rollup_by_parent
 
 _MUTE_COLUMNS = "id, rule_id, principal, account, until, muted_by, muted_at, alert_id"
 
@@ -34,6 +35,32 @@ class SqliteTriage:
                 "SELECT alert_id, user, at FROM acks WHERE alert_id = ?", (alert_id,)
             ).fetchone()
         return Ack(row[0], row[1], row[2])
+
+    def acknowledge_thread(
+        self, channel: str, ts: str, user: str, at: float
+    ) -> RollupWindow | None:
+        """Every alert told in the roll-up's thread acknowledged (the first ack of each stays)
+        and the roll-up's acknowledgement updated, in one transaction."""
+        with self._db.transaction() as db:
+            if rollup_by_parent(self._db, channel, ts) is None:
+                return None
+            told = (
+                "FROM outbox WHERE message_channel = ? AND message_ts = ?"
+                " AND delivered_at IS NOT NULL AND muted_by IS NULL"
+            )
+            db.execute(
+                f"INSERT OR IGNORE INTO acks (alert_id, user, at) SELECT id, ?, ? {told}",
+                (user, at, channel, ts),
+            )
+            acked = db.execute(
+                f"SELECT count(*) FROM acks WHERE alert_id IN (SELECT id {told})", (channel, ts)
+            ).fetchone()[0]
+            db.execute(
+                "UPDATE slack_rollups SET acked_by = ?, acked_at = ?, acked = ?"
+                " WHERE parent_channel = ? AND parent_ts = ?",
+                (user, at, int(acked), channel, ts),
+            )
+            return rollup_by_parent(self._db, channel, ts)
 
     def ack_of(self, alert_id: int) -> Ack | None:
         row = self._db.execute(

@@ -149,6 +149,9 @@ class Settings(BaseSettings):
         description="Rule files or folders, comma-separated, each over the ones before; the word"
         " default is the packaged pack (default,./mine.yaml); empty: the packaged pack.",
     )
+    sigma_skip_unsupported: bool = Field(
+        False, description="Skip (with a line) Sigma rules umbrellabot cannot evaluate."
+    )
     allowed_countries: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["US"],
         description="ISO-3166 alpha-2 codes API calls may come from, comma-separated.",

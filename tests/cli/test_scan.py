@@ -120,7 +120,7 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip() == (
         f"umbrellabot: invalid rule: {bad_rules}: rule 'x': match.eventName.equal: unknown "
         "operator 'equal' (known: equals, not_equals, in, not_in, glob, prefix, suffix, contains,"
-        " regex, exists, gt, gte, lt, lte, cidr, where, case_sensitive)"
+        " regex, wildcard, exists, present, gt, gte, lt, lte, cidr, where, case_sensitive)"
     )
 
 

@@ -30,6 +30,8 @@ RECORD: dict[str, Any] = {
     "port": "22",
     "count": 5,
     "userAgent": "aws-cli/2.15 Python/3.11",
+    "literal": "a*b?c\\d",
+    "empty": "",
     "requestParameters": {
         "ipPermissions": {
             "items": [
@@ -74,6 +76,15 @@ RECORD: dict[str, Any] = {
         ({"userAgent": {"exists": True}}, True),
         ({"errorCode": {"exists": False}}, True),
         ({"errorCode": {"exists": True}}, False),
+        ({"userAgent": {"wildcard": "aws-cli/2.?? python*"}}, True),
+        ({"userAgent": {"wildcard": "aws-cli"}}, False),  # the whole value, not a part
+        ({"eventName": {"wildcard": "describe*", "case_sensitive": True}}, False),
+        ({"literal": {"wildcard": r"a\*b\?c\\d"}}, True),  # escaped: literal * ? \\
+        ({"literal": {"wildcard": r"a\*b\?c\\"}}, False),
+        ({"errorCode": {"present": False}}, True),
+        ({"empty": {"present": True}}, True),  # "" is a value (exists: false says absent)
+        ({"empty": {"exists": False}}, True),
+        ({"requestParameters": {"contains": '"fromPort":443'}}, True),  # an object's JSON
         ({"count": {"gt": 4}}, True),
         ({"count": {"gte": 5, "lte": 5}}, True),
         ({"count": {"lt": 5}}, False),

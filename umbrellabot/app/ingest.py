@@ -101,6 +101,7 @@ class Ingestor:
             else min(os.cpu_count() or 1, 4),
             list(map(str, rule_paths)),
             settings.rule_variables(),
+            settings.sigma_skip_unsupported,
         )
         self.owner = owner or process_owner()
         self._work_dir = private_work_dir(settings.state_dir, self.owner)

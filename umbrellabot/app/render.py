@@ -99,7 +99,7 @@ def rules_table(rules: Sequence[Rule], default_root: Path | None = None) -> Rend
         table.add_row(
             Text(rule.id),
             severity_text(rule.severity),
-            Text(rule.title),
+            Text(f"{rule.title} (Sigma)" if rule.kind == "sigma" else rule.title),
             "yes" if rule.enabled else "no",
             Text(rule_origin(rule, default_root), style="dim"),
         )

@@ -21,7 +21,7 @@ from umbrellabot.errors import UsageError
 from umbrellabot.model.layout import normalize_prefix, output_key
 from umbrellabot.query.lookup import EventLocator
 from umbrellabot.query.queries import Engine
-from umbrellabot.rules.rule import Rule, default_rules_path, load_rules
+from umbrellabot.rules.rule import Rule, default_rules_path, load_rule_catalog, load_rules
 from umbrellabot.rules.ruleset import RuleSet
 from umbrellabot.storage.local import LocalStore
 from umbrellabot.storage.ports import Notifier, ObjectStore, StateBackend
@@ -58,7 +58,11 @@ def rule_paths(settings: Settings, override: Sequence[Path] | None = None) -> li
 
 def load_rule_list(settings: Settings, override: Sequence[Path] | None = None) -> list[Rule]:
     """Every rule (enabled or not) under the configured paths; raises rule.RuleError."""
-    return load_rules(rule_paths(settings, override), settings.rule_variables())
+    return load_rules(
+        rule_paths(settings, override),
+        settings.rule_variables(),
+        sigma_skip_unsupported=settings.sigma_skip_unsupported,
+    )
 
 
 def load_rule_set(settings: Settings, override: Sequence[Path] | None = None) -> RuleSet:
@@ -73,9 +77,23 @@ def detection_paths(settings: Settings) -> list[Path]:
 
 
 def load_configured_detections(settings: Settings) -> list[Detection]:
-    from umbrellabot.query.detections import load_detections
+    return load_all_detections(settings) if settings.detections_enabled else []
 
-    return load_detections(detection_paths(settings)) if settings.detections_enabled else []
+
+def load_all_detections(settings: Settings, paths: Sequence[Path] | None = None) -> list[Detection]:
+    """The SQL detections under `paths` (default DETECTIONS_PATH) and those of the Sigma
+    correlation rules under RULES_PATH. Raises DetectionError, RuleError."""
+    from umbrellabot.query.detections import load_detections
+    from umbrellabot.query.sigma_detections import correlation_detections
+
+    correlations = load_rule_catalog(
+        rule_paths(settings),
+        settings.rule_variables(),
+        sigma_skip_unsupported=settings.sigma_skip_unsupported,
+        quiet=True,
+    ).correlations
+    found = load_detections(list(paths or detection_paths(settings)))
+    return found + correlation_detections(correlations)
 
 
 def build_geo(settings: Settings) -> CountryLookup:

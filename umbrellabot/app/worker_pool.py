@@ -70,9 +70,15 @@ class _Gate:
 class EnrichmentPool:
     """`processes` workers that load the rules once (0: one thread in this process)."""
 
-    def __init__(self, processes: int, rule_paths: list[str], variables: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        processes: int,
+        rule_paths: list[str],
+        variables: dict[str, Any],
+        sigma_skip_unsupported: bool = False,
+    ) -> None:
         self._processes = processes
-        self._init = (rule_paths, variables)
+        self._init = (rule_paths, variables, sigma_skip_unsupported)
         self._gate = _Gate()
         self._closed = False
         self.breaks = 0  # pools replaced so far

@@ -38,7 +38,7 @@ from umbrellabot.errors import UsageError
 from umbrellabot.model.layout import LayoutError, days_between
 from umbrellabot.query.athena_ddl import DEFAULT_START
 from umbrellabot.query.detection_runs import run_detections
-from umbrellabot.query.detections import LATE_EVENTS, load_detections
+from umbrellabot.query.detections import LATE_EVENTS
 from umbrellabot.query.lookup import FoundEvent, find_in_folder
 from umbrellabot.query.queries import InvalidQueryInput, QueryError
 from umbrellabot.query.story import build_story
@@ -228,7 +228,7 @@ def cmd_detections_list(args: argparse.Namespace) -> int:
     table = Table(title="Detections", title_justify="left")
     for column in ("id", "severity", "window", "threshold", "title"):
         table.add_column(column)
-    for detection in load_detections(_detection_paths(settings, args)):
+    for detection in wiring.load_all_detections(settings, _detection_paths(settings, args)):
         table.add_row(
             detection.id,
             render.severity_text(detection.severity),
@@ -284,7 +284,7 @@ async def _check_data(settings: Settings) -> None:
 async def _detect(settings: Settings, paths: list[Any], args: argparse.Namespace) -> int:
     from umbrellabot.query.detection_runs import DetectionRunError, alerts_for
 
-    detections = load_detections(paths)
+    detections = wiring.load_all_detections(settings, paths)
     now, back = _history(args)
     failed: dict[str, str] = {}
     await _check_data(settings)

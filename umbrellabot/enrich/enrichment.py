@@ -58,6 +58,7 @@ def alert_for(event: Event, rule: Rule, source_file: str | None = None) -> Alert
         author=rule.author,
         source_file=source_file,
         context=context_of(rule.context, event),
+        rule_kind=rule.kind,
     )
 
 
@@ -132,7 +133,7 @@ def enrich_stream(
             result.flagged += 1
             for rule in matched:
                 result.by_severity[rule.severity] += 1
-                if rule.severity >= alert_min_severity:
+                if rule.alerts and rule.severity >= alert_min_severity:
                     result.alerts.append(alert_for(event, rule, source_name))
                 else:
                     result.quiet[quiet_key(event, rule)] += 1

@@ -23,17 +23,25 @@ _rules: RuleSet | None = None
 _geo = OfflineGeo()
 
 
-def init_worker(rule_paths: list[str], variables: dict[str, Any]) -> None:
+def init_worker(
+    rule_paths: list[str], variables: dict[str, Any], sigma_skip_unsupported: bool = False
+) -> None:
     """The initializer of a worker process: Ctrl-C reaches the whole process group, and the
     daemon decides what stops, and when, so the worker ignores it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    load_worker_rules(rule_paths, variables)
+    load_worker_rules(rule_paths, variables, sigma_skip_unsupported)
 
 
-def load_worker_rules(rule_paths: list[str], variables: dict[str, Any]) -> None:
+def load_worker_rules(
+    rule_paths: list[str], variables: dict[str, Any], sigma_skip_unsupported: bool = False
+) -> None:
     """Load the rule set once (in a worker process, or for the one enrichment thread)."""
     global _rules
-    _rules = RuleSet(load_rules([Path(path) for path in rule_paths], variables))
+    paths = [Path(path) for path in rule_paths]
+    # the daemon said which Sigma rules it skipped; a worker stays quiet about them
+    _rules = RuleSet(
+        load_rules(paths, variables, sigma_skip_unsupported=sigma_skip_unsupported, quiet=True)
+    )
 
 
 def source_addresses(source: str, max_record_bytes: int | None = None) -> set[str]:

@@ -30,6 +30,8 @@ class Alert(EventFacts):
     reply_to: str | None = None
     # The rule's `context:` for this event: (label, value), what a responder needs first.
     context: tuple[tuple[str, str], ...] = ()
+    # "sigma" for a Sigma rule: the alert credits it as one ("Sigma rule … by <author>")
+    rule_kind: str | None = None
 
     @property
     def console_link(self) -> str | None:

@@ -1,6 +1,7 @@
 """Loading a set of YAML items — rules, detections — from files and folders.
 
-A file holds one item (a mapping with `id`) or a mapping with a list under the plural name.
+A file holds one item (a mapping with `id`), a mapping with a list under the plural name, or
+several YAML documents, one item each (a Sigma rule and its correlation).
 Every problem in every file is collected and raised together, each line naming the file, the
 item and the key; ids are unique across the set; nothing runs with half a set.
 """
@@ -62,11 +63,15 @@ def item_files(paths: Iterable[Path]) -> list[Path]:
 def read_specs(path: Path, noun: str, plural: str) -> list[Any]:
     """The item mappings of one file; raises ProblemsError for a file that holds none."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
+        documents = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=YAML_LOADER))
     except OSError as err:
         raise ProblemsError([f"{path}: cannot read: {err.strerror or err}"]) from None
     except yaml.YAMLError as err:
         raise ProblemsError([f"{path}: invalid YAML: {err}".replace("\n", " ")]) from None
+    documents = [document for document in documents if document is not None]
+    if len(documents) > 1:  # `---` between items (Sigma: rules and their correlation)
+        return documents
+    data = documents[0] if documents else None
     if isinstance(data, Mapping) and plural in data and "id" not in data:
         if not isinstance(data[plural], list):
             raise ProblemsError([f"{path}: {plural}: expected a list of {plural}"])

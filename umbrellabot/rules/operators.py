@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 ValuesTest = Callable[[list[Any]], bool]
 ValueTest = Callable[[Any], bool]
 
@@ -23,9 +25,12 @@ class OperandError(ValueError):
 
 
 def as_text(value: Any) -> str | None:
-    """The text CloudTrail would write for a scalar: True -> 'true', 22 -> '22'."""
+    """The text CloudTrail would write for a scalar: True -> 'true', 22 -> '22'; an object's
+    text is its compact JSON (so `requestParameters: {contains: …}` searches all of it)."""
     if isinstance(value, str):
         return value
+    if isinstance(value, dict):
+        return orjson.dumps(value).decode()
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -171,6 +176,35 @@ def build_contains(operand: Any, case_sensitive: bool) -> ValuesTest:
     return _any(_text_test(case_sensitive, lambda text: any(n in text for n in needles)))
 
 
+def wildcard_regex(pattern: str) -> str:
+    """Sigma's wildcards as a regular expression for the whole value: `*` any run, `?` one
+    character, `\\` escapes `*`, `?` and itself (before anything else it is a backslash)."""
+    out, index = [], 0
+    while index < len(pattern):
+        char = pattern[index]
+        following = pattern[index + 1] if index + 1 < len(pattern) else ""
+        if char == "\\" and following in ("*", "?", "\\"):
+            out.append(re.escape(following))
+            index += 2
+            continue
+        out.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
+        index += 1
+    return r"\A(?s:" + "".join(out) + r")\Z"
+
+
+def build_wildcard(operand: Any, case_sensitive: bool) -> ValuesTest:
+    return _any(_pattern_test([wildcard_regex(item) for item in _strings(operand)], case_sensitive))
+
+
+def build_present(operand: Any, case_sensitive: bool) -> ValuesTest:
+    """Sigma's `exists` and `null`: the field is there with a value (even ""), or is not."""
+    if not isinstance(operand, bool):
+        raise OperandError("expected true or false")
+    if operand:
+        return lambda values: bool(values)
+    return lambda values: not values
+
+
 def build_exists(operand: Any, case_sensitive: bool) -> ValuesTest:
     if not isinstance(operand, bool):
         raise OperandError("expected true or false")
@@ -254,7 +288,9 @@ OPERATORS: tuple[Operator, ...] = (
     Operator("suffix", build_suffix, "text or a list", ("endswith",), text=True, references=True),
     Operator("contains", build_contains, "text or a list", (), text=True, references=True),
     Operator("regex", build_regex, "a regular expression or list", ("re",), text=True),
+    Operator("wildcard", build_wildcard, "a pattern with * and ?, \\ escapes", (), text=True),
     Operator("exists", build_exists, "true or false"),
+    Operator("present", build_present, "true or false"),
     Operator("gt", _numeric(lambda a, b: a > b), "a number"),
     Operator("gte", _numeric(lambda a, b: a >= b), "a number"),
     Operator("lt", _numeric(lambda a, b: a < b), "a number"),

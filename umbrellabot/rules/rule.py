@@ -6,6 +6,8 @@ Loading is all-or-nothing: every problem in every file is collected and raised t
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,15 @@ from umbrellabot.rules.expressions import (
     parse_expression,
 )
 from umbrellabot.rules.layers import Disabled, merge_layers
+from umbrellabot.rules.sigma import SIGMA_KIND, SigmaUnsupported, Skipped, is_sigma, read_sigma
+from umbrellabot.rules.sigma_correlation import (
+    SigmaCorrelation,
+    is_correlation,
+    read_correlation,
+    resolve,
+)
+
+log = logging.getLogger(__name__)
 
 
 class RuleError(ProblemsError):
@@ -60,6 +71,11 @@ class Rule:
     tests: tuple[RuleTestCase, ...] = ()
     replaces: Path | None = None  # the file of the earlier rule of this id it replaced
     disabled_in: Path | None = None  # the later RULES_PATH file that turned it off
+    kind: str | None = None  # "sigma" for a Sigma rule (its id is the Sigma id)
+    name: str | None = None  # a Sigma rule's `name`, what correlation rules may call it
+    # False for the base rules of a Sigma correlation (without `generate: true`): they mark
+    # events in xrules for the correlation, which alerts, and are counted for the digest
+    alerts: bool = True
     predicate: Predicate = field(compare=False, repr=False, default=lambda event: False)
 
     def matches(self, event: Event) -> bool:
@@ -166,12 +182,66 @@ def parse_rule(spec: Mapping[str, Any], source: Path, variables: Mapping[str, An
     )
 
 
-def load_layer(path: Path, variables: Mapping[str, Any]) -> list[Rule | Disabled]:
-    """One RULES_PATH entry: its rules, and the ids it disables (`{id: x, enabled: false}`)."""
+def parse_sigma_rule(
+    spec: Mapping[str, Any], source: Path, *, skip_unsupported: bool = False
+) -> Rule | Skipped:
+    """A Sigma rule (sigma.py); Skipped for its status, or for what is unsupported when
+    `skip_unsupported` (SIGMA_SKIP_UNSUPPORTED), else SigmaUnsupported is raised."""
+    try:
+        parts = read_sigma(spec)
+    except SigmaUnsupported as err:
+        if not skip_unsupported:
+            raise
+        return Skipped(str(spec["id"]), source, str(err))
+    if isinstance(parts, str):
+        return Skipped(str(spec["id"]), source, parts)
+    return Rule(
+        id=parts.id,
+        title=parts.title,
+        severity=parts.severity,
+        match=parts.match,
+        source=source,
+        description=parts.description,
+        tags=parts.tags,
+        runbook=parts.runbook,
+        author=parts.author,
+        references=parts.references,
+        kind=SIGMA_KIND,
+        name=parts.name,
+        predicate=parts.match.compile(),
+    )
 
-    def parse(spec: Mapping[str, Any], source: Path) -> Rule | Disabled:
+
+LayerItem = Rule | Disabled | Skipped | SigmaCorrelation
+
+
+def _parse_correlation(
+    spec: Mapping[str, Any], source: Path, skip_unsupported: bool
+) -> SigmaCorrelation | Skipped:
+    status = str(spec.get("status") or "").lower()
+    if status in ("deprecated", "unsupported"):
+        return Skipped(str(spec["id"]), source, f"status: {status}")
+    try:
+        return read_correlation(spec, source)
+    except SigmaUnsupported as err:
+        if not skip_unsupported:
+            raise
+        return Skipped(str(spec["id"]), source, str(err))
+
+
+def load_layer(
+    path: Path, variables: Mapping[str, Any], *, sigma_skip_unsupported: bool = False
+) -> list[LayerItem]:
+    """One RULES_PATH entry: its rules (our YAML and Sigma), the ids it disables (`{id: x,
+    enabled: false}`), its Sigma correlations and the Sigma rules it skips."""
+
+    def parse(spec: Mapping[str, Any], source: Path) -> LayerItem:
         if set(map(str, spec)) <= {"id", "enabled"} and spec.get("enabled") is False:
             return Disabled(str(spec["id"]), source)
+        if is_correlation(spec):
+            return _parse_correlation(spec, source, sigma_skip_unsupported)
+        if is_sigma(spec):
+            return parse_sigma_rule(spec, source, skip_unsupported=sigma_skip_unsupported)
         return parse_rule(spec, source, variables)
 
     return load_items(
@@ -184,21 +254,59 @@ def load_layer(path: Path, variables: Mapping[str, Any]) -> list[Rule | Disabled
     )
 
 
-def load_rules(paths: Sequence[Path], variables: Mapping[str, Any]) -> list[Rule]:
+@dataclass(frozen=True)
+class RuleCatalog:
+    rules: list[Rule]
+    correlations: list[SigmaCorrelation]  # Sigma correlation rules, their base rules resolved
+
+
+def load_rule_catalog(
+    paths: Sequence[Path],
+    variables: Mapping[str, Any],
+    *,
+    sigma_skip_unsupported: bool = False,
+    quiet: bool = False,
+) -> RuleCatalog:
     """Load and check every rule under `paths`; all problems are raised together. Each path is
     a layer over the ones before it (`RULES_PATH=default,./mine.yaml`): a rule with an earlier
-    one's id replaces it, `{id: x, enabled: false}` turns it off; ids are unique in a layer."""
+    one's id replaces it, `{id: x, enabled: false}` turns it off; ids are unique in a layer.
+    A skipped Sigma rule is one warning line naming its file, id and why."""
     layers: list[list[Rule | Disabled]] = []
+    correlations: dict[str, SigmaCorrelation] = {}
     problems: list[str] = []
     for path in paths:
         try:
-            layers.append(load_layer(path, variables))
+            items = load_layer(path, variables, sigma_skip_unsupported=sigma_skip_unsupported)
         except RuleError as err:
             problems.extend(err.problems)
+            continue
+        for item in items:
+            if isinstance(item, Skipped) and not quiet:
+                log.warning("%s: Sigma rule %r skipped: %s", item.source, item.id, item.reason)
+            elif isinstance(item, SigmaCorrelation):
+                correlations[item.id] = item
+        layers.append([item for item in items if isinstance(item, Rule | Disabled)])
     rules, problems = merge_layers(layers) if not problems else ([], problems)
+    resolved, unresolved = resolve(list(correlations.values()), rules)
+    problems += unresolved
+    silent = {i for c in resolved if not c.generate for i in c.rule_ids}
+    rules = [dataclasses.replace(r, alerts=False) if r.id in silent else r for r in rules]
     if problems:
         raise RuleError(problems)
-    return rules
+    return RuleCatalog(rules, resolved)
+
+
+def load_rules(
+    paths: Sequence[Path],
+    variables: Mapping[str, Any],
+    *,
+    sigma_skip_unsupported: bool = False,
+    quiet: bool = False,
+) -> list[Rule]:
+    """The rules of `load_rule_catalog` (Sigma correlations aside)."""
+    return load_rule_catalog(
+        paths, variables, sigma_skip_unsupported=sigma_skip_unsupported, quiet=quiet
+    ).rules
 
 
 def default_rules_path() -> Path:

@@ -150,7 +150,9 @@ def context_text(pairs: Sequence[tuple[str, str]]) -> str:
 
 
 def _rule_credit(alert: Alert) -> str:
-    credit = f"Rule {code(alert.rule_id, 200)}"
+    # the Detection Rule License 1.1 asks that a Sigma rule's author is named where it alerts
+    kind = "Sigma rule" if alert.rule_kind == "sigma" else "Rule"
+    credit = f"{kind} {code(alert.rule_id, 200)}"
     if alert.author:
         credit += f" by {plain(alert.author, 200)}"
     return credit

@@ -59,7 +59,8 @@ def _finding_blocks(finding: Finding) -> list[dict[str, Any]]:
     rule = finding.rule
     heading = f"{severity_heading(rule.severity)} · {inline(rule.id, 100)} {escape(rule.title)}"
     if rule.author:
-        heading += f" _(by {escape(rule.author)})_"
+        sigma = "Sigma rule " if rule.kind == "sigma" else ""
+        heading += f" _({sigma}by {escape(rule.author)})_"
     if not finding.at_enrichment:
         heading += "\n_matches now; it did not when the event was enriched (the rules changed)_"
     blocks = [section(heading)]

@@ -30,9 +30,10 @@ from umbrellabot.rules.operators import (
 Predicate = Callable[[Event], bool]
 _VARIABLE = re.compile(r"^\$[a-z_][a-z0-9_]*$")  # $allowed_countries; $LATEST stays literal
 COMBINATORS = ("all", "any", "not")
-# Fields the rule index dispatches on: a rule that requires one of their values is only
-# evaluated for events carrying it.
-INDEXED_FIELDS = ("eventName", "eventSource")
+# Fields the rule index dispatches on, most selective first: a rule that requires one of their
+# values is only evaluated for events carrying it (a rule on errorCode or on the root user is
+# then not looked at for the many events without).
+INDEXED_FIELDS = ("eventName", "eventSource", "userIdentity.type", "errorCode")
 
 
 class ExpressionError(ValueError):

@@ -1,4 +1,5 @@
-"""The enabled rules, indexed by the eventName/eventSource values they require. Pure."""
+"""The enabled rules, indexed by the eventName, eventSource, userIdentity.type or errorCode
+values they require. Pure."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from umbrellabot.rules.rule import Rule
 
 
 class RuleSet:
-    """The enabled rules, dispatched by eventName/eventSource so that rules that cannot match an
-    event cost it one dictionary lookup."""
+    """The enabled rules, dispatched by the indexed fields (expressions.INDEXED_FIELDS) so that
+    rules that cannot match an event cost it one dictionary lookup."""
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = tuple(rules)
@@ -29,28 +30,36 @@ class RuleSet:
                 continue
             for value in required[indexed]:
                 self._by_field[indexed].setdefault(value, []).append((position, rule))
-        self._candidates: dict[tuple[str, str], tuple[Rule, ...]] = {}
+        self._candidates: dict[tuple[Any, ...], tuple[Rule, ...]] = {}
 
     def __len__(self) -> int:
         return len(self.enabled)
 
     def candidates(self, record: Mapping[str, Any]) -> tuple[Rule, ...]:
         """The enabled rules that could match `record`, in load order."""
-        name = record.get("eventName")
-        source = record.get("eventSource")
-        key = (
-            name.casefold() if isinstance(name, str) else "",
-            source.casefold() if isinstance(source, str) else "",
+        identity = record.get("userIdentity")
+        raw = (
+            record.get("eventName"),
+            record.get("eventSource"),
+            identity.get("type") if identity.__class__ is dict else None,
+            record.get("errorCode"),
         )
-        found = self._candidates.get(key)
-        if found is None:
-            picked = list(self._generic)
-            picked += self._by_field["eventName"].get(key[0], [])
-            picked += self._by_field["eventSource"].get(key[1], [])
-            found = tuple(rule for _, rule in sorted(picked, key=lambda pair: pair[0]))
-            if len(self._candidates) < 100_000:  # bounded: names come from untrusted logs
-                self._candidates[key] = found
+        try:
+            return self._candidates[raw]  # keyed by the values as they are: no casefold
+        except (KeyError, TypeError):  # new, or a value that is no key (a list, an object)
+            pass
+        key = tuple(value.casefold() if isinstance(value, str) else "" for value in raw)
+        picked = list(self._generic)
+        for name, value in zip(INDEXED_FIELDS, key, strict=True):
+            picked += self._by_field[name].get(value, [])
+        found = tuple(rule for _, rule in sorted(picked, key=lambda pair: pair[0]))
+        if len(self._candidates) < 100_000 and all(_hashable(value) for value in raw):
+            self._candidates[raw] = found  # bounded: the values come from untrusted logs
         return found
 
     def match(self, event: Event) -> list[Rule]:
         return [rule for rule in self.candidates(event.record) if rule.predicate(event)]
+
+
+def _hashable(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)

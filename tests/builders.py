@@ -70,3 +70,38 @@ def log_key(
         f"{prefix}AWSLogs/{org_part}{account}/CloudTrail/{region}/{day:%Y/%m/%d}/"
         f"{account}_CloudTrail_{region}_{day:%Y%m%d}T1000Z_{name}.json.gz"
     )
+
+
+def insight_record(
+    state: str = "Start",
+    event_name: str = "DeleteAccessKey",
+    *,
+    event_id: str | None = None,
+    baseline: float = 0.0026,
+    average: float = 12.0,
+) -> dict[str, Any]:
+    """A CloudTrail Insights record as a trail delivers it (CloudTrail-Insight/)."""
+    return {
+        "eventVersion": "1.07",
+        "eventTime": f"{today():%Y-%m-%d}T10:00:00Z",
+        "awsRegion": "us-east-1",
+        "eventID": event_id or str(uuid.uuid4()),
+        "eventType": "AwsCloudTrailInsight",
+        "recipientAccountId": ACCOUNT_A,
+        "sharedEventID": str(uuid.uuid4()),
+        "insightDetails": {
+            "state": state,
+            "eventSource": "iam.amazonaws.com",
+            "eventName": event_name,
+            "insightType": "ApiCallRateInsight",
+            "insightContext": {
+                "statistics": {
+                    "baseline": {"average": baseline},
+                    "insight": {"average": average},
+                    "insightDuration": 1,
+                    "baselineDuration": 10080,
+                }
+            },
+        },
+        "eventCategory": "Insight",
+    }

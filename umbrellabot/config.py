@@ -212,6 +212,7 @@ class Settings(BaseSettings):
     )
     athena_database: str = Field("default", description="Athena (Glue) database of the table.")
     athena_table: str = Field("cloudtrail_enriched", description="Athena table name.")
+    athena_insights_table: str = Field("cloudtrail_insights", description="Insights' table.")
     athena_workgroup: str = Field("primary", description="Athena workgroup for queries.")
     athena_timeout_s: float = Field(
         300.0, gt=0, description="Longest an Athena query may run before it is stopped."
@@ -335,7 +336,7 @@ class Settings(BaseSettings):
     def _parse_severity(cls, value: Any) -> Any:
         return Severity.parse(value) if isinstance(value, str) else value
 
-    @field_validator("athena_database", "athena_table", "athena_workgroup")
+    @field_validator("athena_database", "athena_table", "athena_insights_table", "athena_workgroup")
     @classmethod
     def _check_identifier(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", value):

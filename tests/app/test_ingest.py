@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ from builders import (
     ACCOUNT_B,
     create_user,
     days_ago,
+    insight_record,
     log_key,
     record,
     today,
@@ -53,7 +53,7 @@ def outbox(settings: Settings) -> list[tuple[str, str]]:
 
 
 async def test_single_account_regions_window_digest_insight(
-    s3: Any, bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    s3: Any, bucket: str, tmp_path: Path
 ) -> None:
     new_today = log_key(ACCOUNT_A, "us-east-1", today(), "a")
     new_yesterday = log_key(ACCOUNT_A, "eu-west-1", days_ago(1), "b")
@@ -66,19 +66,27 @@ async def test_single_account_regions_window_digest_insight(
         f"{ACCOUNT_A}_CloudTrail-Digest_us-east-1_trail_us-east-1_x.json.gz"
     )
     put(s3, bucket, digest, b'{"digest": true}')
-    insight = f"AWSLogs/{ACCOUNT_A}/CloudTrail-Insight/us-east-1/{today():%Y/%m/%d}/i.json.gz"
-    put(s3, bucket, insight, [record()])
+    insight = (
+        f"AWSLogs/{ACCOUNT_A}/CloudTrail-Insight/us-east-1/{today():%Y/%m/%d}/"
+        f"{ACCOUNT_A}_CloudTrail-Insight_us-east-1_{today():%Y%m%d}T1000Z_i.json.gz"
+    )
+    # An Insight's start (alerted by the pack's Insight rule) and its end (not alerted).
+    put(s3, bucket, insight, [insight_record(event_id="i-1"), insight_record("End")])
     settings = settings_for(bucket, tmp_path)
 
-    with caplog.at_level(logging.INFO, logger="umbrellabot"):
-        report = await cycle(settings)
-    assert (report.regions, report.listed, report.files, report.records) == (2, 2, 2, 3)
-    assert report.insight_accounts == [ACCOUNT_A]
-    assert report.new_alerts == 2  # counted across concurrent lanes
-    assert "CloudTrail-Insight files of account 111111111111 are not handled yet" in caplog.text
+    async with services.ingestor(settings) as runner:
+        report = await runner.run_cycle()
+        silence_listing = [item.key for item in runner.window_listing]
+    assert (report.regions, report.insight_regions) == (2, 1)
+    assert (report.listed, report.files, report.records) == (3, 3, 5)
+    assert report.new_alerts == 3  # counted across concurrent lanes
+    assert insight not in silence_listing and new_today in silence_listing
     assert all_keys(s3, bucket, "processed/") == sorted(
-        [f"processed/{new_today}", f"processed/{new_yesterday}"]
+        [f"processed/{new_today}", f"processed/{new_yesterday}", f"processed/{insight}"]
     )
+    start, end = enriched(s3, bucket, f"processed/{insight}")
+    assert start["xrules"] == ["cloudtrail-insight-started"] and start["xpriority"] == "HIGH"
+    assert "xrules" not in end
     lines = enriched(s3, bucket, f"processed/{new_today}")
     assert lines[0]["xrules"] == ["iam-user-created"] and lines[0]["xpriority"] == "HIGH"
     assert "xrules" not in lines[1]
@@ -86,6 +94,7 @@ async def test_single_account_regions_window_digest_insight(
     assert sorted(outbox(settings)) == [
         ("e-1", "iam-user-created"),
         ("e-2", "api-call-from-disallowed-country"),
+        ("i-1", "cloudtrail-insight-started"),
     ]
     store = SqliteState(settings.state_dir)
     indexed = store.events.find_event("e-1")
@@ -94,7 +103,7 @@ async def test_single_account_regions_window_digest_insight(
     assert indexed.priority == "HIGH"
 
     again = await cycle(settings)
-    assert again.files == 0 and again.listed == 2
+    assert again.files == 0 and again.listed == 3
     assert "GetObject" not in again.requests and "PutObject" not in again.requests
 
 

@@ -160,8 +160,9 @@ def test_rules_commands(tmp_path: Path) -> None:
     assert "rule 'r': title: missing required key" in checked.stderr
 
 
-def test_insight_files_are_skipped_not_read_as_events(tmp_path: Path) -> None:
-    """An Insights event about StopLogging is a statistic, not someone stopping the trail."""
+def test_insight_files_are_enriched_and_only_insight_rules_read_them(tmp_path: Path) -> None:
+    """An Insights event about StopLogging is a statistic, not someone stopping the trail: the
+    Insight rule alerts on its start, the event rule on StopLogging does not."""
     folder = tmp_path / "AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/11/29"
     folder.mkdir(parents=True)
     insight = {
@@ -173,13 +174,31 @@ def test_insight_files_are_skipped_not_read_as_events(tmp_path: Path) -> None:
         "eventSource": "cloudtrail.amazonaws.com",
         "eventName": "StopLogging",
         "recipientAccountId": "111122223333",
-        "insightDetails": {"state": "Start", "insightType": "ApiCallRateInsight"},
+        "insightDetails": {
+            "state": "Start",
+            "eventSource": "cloudtrail.amazonaws.com",
+            "eventName": "StopLogging",
+            "insightType": "ApiCallRateInsight",
+            "insightContext": {
+                "statistics": {"baseline": {"average": 0.01}, "insight": {"average": 4.5}}
+            },
+        },
     }
     name = "111122223333_CloudTrail-Insight_us-east-1_20261129T1000Z_abc.json.gz"
     (folder / name).write_bytes(gzip.compress(orjson.dumps({"Records": [insight]})))
-    done = run_cli("scan", tmp_path / "AWSLogs", "--out", tmp_path / "out", cwd=tmp_path)
+    done = run_cli(
+        "scan",
+        tmp_path / "AWSLogs",
+        "--out",
+        tmp_path / "out",
+        "--min-severity",
+        "medium",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
-    assert "Files enriched: 0" in done.stdout
-    skipped = next(line for line in done.stdout.splitlines() if line.startswith("Skipped"))
-    assert name in skipped and "CloudTrail-Insight file" in skipped
+    assert "Files enriched: 1" in done.stdout
+    assert "cloudtrail-insight-started" in done.stdout
     assert "cloudtrail-logging-stopped" not in done.stdout
+    copy = tmp_path / "out/111122223333/CloudTrail-Insight/us-east-1/2026/11/29" / name
+    [line] = gzip.decompress(copy.read_bytes()).splitlines()
+    assert orjson.loads(line)["xrules"] == ["cloudtrail-insight-started"]

@@ -18,6 +18,7 @@ PLACEHOLDERS = {
     "ATHENA_WORKGROUP": "primary",
     "ATHENA_DATABASE": "default",
     "ATHENA_TABLE": "cloudtrail_enriched",
+    "ATHENA_INSIGHTS_TABLE": "cloudtrail_insights",
     "TRAIL_PREFIX": "AWSLogs/",
     "KMS_KEY_ARN": "arn:aws:kms:us-east-1:999988887777:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 }
@@ -32,6 +33,9 @@ DATABASE = f"arn:aws:glue:{REGION}:{ACCOUNT}:database/default"
 TABLE = f"arn:aws:glue:{REGION}:{ACCOUNT}:table/default/cloudtrail_enriched"
 # Another layout's table (query/athena_layouts.py)
 LAYOUT_TABLE = f"arn:aws:glue:{REGION}:{ACCOUNT}:table/default/cloudtrail_enriched__awslogs"
+INSIGHTS_TABLE = f"arn:aws:glue:{REGION}:{ACCOUNT}:table/default/cloudtrail_insights"
+INSIGHT_LOG = f"{BUCKET_ARN}/AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/11/29/i.json.gz"
+INSIGHT_COPY = INSIGHT_LOG.replace("/AWSLogs/", "/processed/AWSLogs/")
 # Athena reads the table and writes results with the caller's permissions.
 ATHENA_READS = [
     ("glue:GetDatabase", DATABASE),
@@ -52,10 +56,15 @@ NEEDS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("s3", "list_objects_v2"): [("s3:ListBucket", BUCKET_ARN)],
     ("s3", "get_object"): [
         ("s3:GetObject", LOG),
+        ("s3:GetObject", INSIGHT_LOG),
         ("s3:GetObject", PROCESSED),
         ("kms:Decrypt", KEY),  # an SSE-KMS trail (Control Tower's always)
     ],
-    ("s3", "put_object"): [("s3:PutObject", PROCESSED), ("kms:GenerateDataKey", KEY)],
+    ("s3", "put_object"): [
+        ("s3:PutObject", PROCESSED),
+        ("s3:PutObject", INSIGHT_COPY),
+        ("kms:GenerateDataKey", KEY),
+    ],
     ("athena", "start_query_execution"): [
         ("athena:StartQueryExecution", WORKGROUP),
         *ATHENA_READS,
@@ -64,6 +73,10 @@ NEEDS: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("glue:CreateDatabase", CATALOG),
         ("glue:UpdateTable", TABLE),
         ("glue:UpdateTable", LAYOUT_TABLE),
+        ("glue:CreateTable", INSIGHTS_TABLE),  # ATHENA_INSIGHTS_TABLE
+        ("glue:UpdateTable", INSIGHTS_TABLE),
+        ("glue:GetTable", INSIGHTS_TABLE),
+        ("glue:GetPartitions", INSIGHTS_TABLE),
     ],
     ("athena", "get_query_execution"): [("athena:GetQueryExecution", WORKGROUP)],
     ("athena", "get_query_results"): [
@@ -77,6 +90,7 @@ NEEDS: dict[tuple[str, str], list[tuple[str, str]]] = {
         ("glue:GetTables", DATABASE),
         ("glue:GetTables", TABLE),
         ("glue:GetTables", LAYOUT_TABLE),
+        ("glue:GetTables", INSIGHTS_TABLE),
     ],
     # ACCOUNT_NAMES_FROM_ORGANIZATIONS (storage/organizations.py); ListAccounts has no
     # resource-level permissions, so its statement's Resource is "*"

@@ -744,8 +744,10 @@ def test_cli_setup_runs_the_statements(
         f"database {database}",
         f"table {database}.cloudtrail_enriched",
         f"table {database}.cloudtrail_enriched",
+        "no CloudTrail-Insight folders in the bucket yet",
     ]
     assert f"projection set to accounts {ACCOUNT_A}," in out[2]
+    assert "(cloudtrail_insights) is made by the first setup after they appear" in out[3]
     ids = sync_athena.list_query_executions()["QueryExecutionIds"][before:]
     sent = [sync_athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
     assert [q["Query"].split("(")[0].split("`")[0] for q in sent] == [
@@ -756,6 +758,64 @@ def test_cli_setup_runs_the_statements(
     assert all("ExecutionParameters" not in q for q in sent)
     databases = sync_athena.list_databases(CatalogName="AwsDataCatalog")["DatabaseList"]
     assert database in {d["Name"] for d in databases}
+
+
+def test_cli_setup_makes_the_insights_table_beside_the_events_table(
+    moto: Callable[[int], None],
+    s3: Any,
+    sync_athena: Any,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    day = date(2026, 11, 29)
+    event_log = log_key(ACCOUNT_A, "us-east-1", day, "a")
+    insight = event_log.replace("/CloudTrail/", "/CloudTrail-Insight/").replace(
+        "_CloudTrail_", "_CloudTrail-Insight_"
+    )
+    for key in (event_log, insight):
+        s3.put_object(Bucket=bucket, Key=key, Body=log_bytes([record()]))
+    database = f"trails_{uuid.uuid4().hex[:8]}"
+    use_env(
+        monkeypatch,
+        tmp_path,
+        CLOUDTRAIL_BUCKET_NAME=bucket,
+        AWS_REGION=REGION,
+        ATHENA_DATABASE=database,
+        ATHENA_INSIGHTS_TABLE="unusual_activity",
+    )
+    before = len(sync_athena.list_query_executions()["QueryExecutionIds"])
+    assert cli.main(["athena", "setup"]) == cli.EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == [
+        f"database {database}",
+        f"table {database}.cloudtrail_enriched",
+        f"table {database}.cloudtrail_enriched",
+        f"table {database}.unusual_activity",
+        f"table {database}.unusual_activity",
+    ]
+    ids = sync_athena.list_query_executions()["QueryExecutionIds"][before:]
+    sent = [sync_athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
+    insights_ddl = next(
+        q["Query"] for q in sent if "CREATE" in q["Query"] and "unusual" in q["Query"]
+    )
+    events_ddl = next(
+        q["Query"] for q in sent if "CREATE" in q["Query"] and "enriched" in q["Query"]
+    )
+    for ddl, key in ((insights_ddl, insight), (events_ddl, event_log)):
+        _, properties = table_properties(ddl)
+        folder = key_prefix_from_template(
+            properties["storage.location.template"], ACCOUNT_A, "us-east-1", day
+        )
+        processed = f"s3://{bucket}/{output_key('processed/', key)}"
+        assert processed.startswith(folder) and "/" not in processed.removeprefix(folder)
+    assert "insightdetails STRING" in insights_ddl
+
+    capsys.readouterr()
+    assert cli.main(["athena", "ddl"]) == cli.EXIT_OK
+    printed = capsys.readouterr().out
+    assert printed.count("CREATE EXTERNAL TABLE") == 2 and "CloudTrail-Insight/${region}" in printed
 
 
 def test_cli_setup_refused_is_one_line_and_exit_3(

@@ -397,6 +397,7 @@ def test_athena_setup_makes_and_names_a_table_per_layout_and_queries_read_both(
         f"table {other}",
         f"table {other}",
         "2 layouts of CloudTrail logs in the bucket, one table each",
+        "no CloudTrail-Insight folders in the bucket yet",
     ]
     assert f"created if missing, reads AWSLogs/{ORG}/ (query" in out[1]
     assert "created if missing, reads AWSLogs/ (query" in out[3]

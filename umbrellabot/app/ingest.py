@@ -28,7 +28,7 @@ from umbrellabot.app.work_files import owner_gone, private_work_dir, process_own
 from umbrellabot.app.worker_pool import EnrichmentPool
 from umbrellabot.config import Settings
 from umbrellabot.enrich.geoip import CountryLookup
-from umbrellabot.model.layout import RegionFolder, output_key, region_folder_of
+from umbrellabot.model.layout import RegionFolder, is_insight, output_key, region_folder_of
 from umbrellabot.model.report import CycleReport
 from umbrellabot.storage.discovery import discover, list_log_files
 from umbrellabot.storage.ports import (
@@ -171,10 +171,9 @@ class Ingestor:
             exclude=[settings.cloudtrail_processed_prefix, settings.athena_results_prefix],
         )
         report.regions = len(found.regions)
-        self.regions_found = found.regions
-        report.insight_accounts = found.insight_accounts
-        for account in found.insight_accounts:
-            log.info("CloudTrail-Insight files of account %s are not handled yet; skipped", account)
+        report.insight_regions = len(found.insight_regions)
+        folders = found.regions + found.insight_regions  # Insights files are read the same way
+        self.regions_found = folders
         if not found.regions:
             log.warning(
                 "no CloudTrail logs found under %s",
@@ -183,14 +182,14 @@ class Ingestor:
         today = datetime.now(UTC).date()
         catching_up = days is None and not self.all_days
         if self.all_days and days is None:
-            prefixes = [region.prefix for region in found.regions]
+            prefixes = [region.prefix for region in folders]
         elif days is not None:
-            prefixes = [region.day_prefix(day) for region in found.regions for day in days]
+            prefixes = [region.day_prefix(day) for region in folders for day in days]
         else:
             prefixes = await self._in_db(
                 catch_up_prefixes,
                 self.files,
-                found.regions,
+                folders,
                 today,
                 lookback=settings.lookback_days,
                 max_catch_up=settings.max_catchup_days,
@@ -234,14 +233,14 @@ class Ingestor:
         except BaseExceptionGroup as group:  # S3 refused us: one clear error, not a group
             raise _first_cause(group) from None
         report.refusals = [refusal.as_refusal() for refusal in refused.all]
-        if catching_up:
-            self.window_listing = listed
+        if catching_up:  # the silence check reads the event logs' listing, not Insights'
+            self.window_listing = [item for item in listed if not is_insight(item.key)]
             partly_refused = {r.account for r in found.regions if refused.covers(r.prefix)}
             self.window_accounts = {r.account for r in found.regions} - partly_refused
-        refused.raise_if_nothing_readable(found.regions)
+        refused.raise_if_nothing_readable(folders)
         if catching_up and not self._stopping:  # every file of those days done or waiting
-            folders = [r.prefix for r in found.regions if not refused.covers(r.prefix)]
-            await self._in_db(self.files.mark_listed, folders, today)
+            readable = [r.prefix for r in folders if not refused.covers(r.prefix)]
+            await self._in_db(self.files.mark_listed, readable, today)
 
     async def _one_file(
         self, item: ObjectInfo, number: int, report: CycleReport, refused: _Refused

@@ -32,7 +32,7 @@ class _Seen:
         return cls(
             frozenset(folder.account for folder in regions),
             frozenset(folder.region for folder in regions),
-            frozenset(folder_layout(folder) for folder in regions),
+            frozenset(_layout(folder) for folder in regions),
         )
 
     def __sub__(self, other: _Seen) -> _Seen:
@@ -51,6 +51,12 @@ class _Seen:
 
     def __bool__(self) -> bool:
         return bool(self.accounts or self.regions or self.layouts)
+
+
+def _layout(folder: RegionFolder) -> str:
+    """The layout's folder; Insights (a table family of their own) as its accounts' folder."""
+    layout = folder_layout(folder)
+    return f"{layout}<account>/{folder.logs}/" if folder.insights else layout
 
 
 def what_to_run(new: _Seen) -> list[str]:

@@ -139,7 +139,7 @@ def cycle_summary(report: CycleReport, where: str) -> RenderableType:
     lines = Text()
     lines.append(f"Cycle over {where}: ", style="bold")
     lines.append(
-        f"{report.regions} region folders, {report.listed} log files listed, "
+        f"{report.regions} region folders{_insights(report)}, {report.listed} log files listed, "
         f"{report.files} processed, {report.records:,} records, {report.new_alerts} new alerts "
         f"in {report.duration_s:.1f}s\n"
     )
@@ -150,11 +150,6 @@ def cycle_summary(report: CycleReport, where: str) -> RenderableType:
     requests = ", ".join(f"{count} {name}" for name, count in sorted(report.requests.items()))
     label = "S3 requests" if where.startswith("s3://") else "Folder work"  # no requests there
     lines.append(f"{label}: {requests or 'none'}\n", style="dim")
-    for account in report.insight_accounts:
-        lines.append(
-            f"Skipped CloudTrail-Insight files of account {account} (not handled yet)\n",
-            style="yellow",
-        )
     if report.waiting:
         lines.append(f"{report.waiting} failed files wait for their next retry\n", style="yellow")
     for key, reason in report.failed:
@@ -162,6 +157,10 @@ def cycle_summary(report: CycleReport, where: str) -> RenderableType:
     for key, reason in report.abandoned:
         problem_line(lines, "Gave up on", "bold red", key, reason)
     return lines
+
+
+def _insights(report: CycleReport) -> str:
+    return f" (and {report.insight_regions} of Insights events)" if report.insight_regions else ""
 
 
 def event_story(

@@ -229,10 +229,11 @@ def results_location(settings: Settings) -> str:
 
 @asynccontextmanager
 async def open_athena_parts(
-    settings: Settings, **options: Any
+    settings: Settings, table: str | None = None, **options: Any
 ) -> AsyncIterator[tuple[AthenaEngine, CatalogTables]]:
     """An AthenaEngine from the settings and the Glue catalog reader it takes its tables from
-    (`options`: backoff, page_size, sleep, on_state)."""
+    (`table`: that family instead of ATHENA_TABLE's; `options`: backoff, page_size, sleep,
+    on_state)."""
     from umbrellabot.query.athena import AthenaEngine, athena_client
     from umbrellabot.query.athena_catalog import CatalogTables, glue_client
 
@@ -242,11 +243,12 @@ async def open_athena_parts(
         athena_client(region=region, max_attempts=attempts) as client,
         glue_client(region=region, max_attempts=attempts) as glue,
     ):
-        catalog = CatalogTables(glue, database=settings.athena_database, base=settings.athena_table)
+        base = table or settings.athena_table
+        catalog = CatalogTables(glue, database=settings.athena_database, base=base)
         engine = AthenaEngine(
             client,
             database=settings.athena_database,
-            table=settings.athena_table,
+            table=base,
             workgroup=settings.athena_workgroup,
             output_location=output,
             timeout_s=settings.athena_timeout_s,

@@ -24,7 +24,7 @@ from umbrellabot.enrich.geoip import CountryLookup
 from umbrellabot.enrich.reader import LogFormatError, read_records
 from umbrellabot.errors import UsageError
 from umbrellabot.model.alerts import Alert
-from umbrellabot.model.layout import AWS_LOGS, is_digest, is_insight, is_log_name
+from umbrellabot.model.layout import AWS_LOGS, is_digest, is_log_name
 from umbrellabot.model.severity import Severity
 from umbrellabot.query.queries import InvalidQueryInput, valid_event_id
 from umbrellabot.rules.ruleset import RuleSet
@@ -63,8 +63,6 @@ def skip_reason(path: PurePosixPath | Path) -> str | None:
     text = path.as_posix()
     if is_digest(text):
         return "CloudTrail-Digest file (integrity digest, not events)"
-    if is_insight(text):
-        return "CloudTrail-Insight file (Insights events, not handled yet)"
     return None
 
 

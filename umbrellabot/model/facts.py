@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
-from umbrellabot.model.records import Event, get_str
+from umbrellabot.model.records import Event, get_str, is_insight_record
 
+INSIGHTS = "CloudTrail Insights"  # who an Insight's facts name: CloudTrail saw the calls
 FACT_CHARS = 2048  # what is kept of one fact: a hostile record cannot bloat state or message
 
 
@@ -22,6 +23,21 @@ def action_of(event_source: str | None, event_name: str | None) -> str:
     """eventSource:eventName, the way AWS people say it (iam:CreateUser)."""
     service = (event_source or "?").removesuffix(".amazonaws.com")
     return f"{service}:{event_name or '?'}"
+
+
+# An Insight's type (its facts' identity_type) -> what it says about the API
+INSIGHT_TYPES = {
+    "ApiCallRateInsight": "unusual call rate",
+    "ApiErrorRateInsight": "unusual error rate",
+}
+
+
+def outcome_of(identity_type: str | None, error_code: str | None) -> str:
+    """`succeeded`, `failed: <code>`, or what an Insight saw (`unusual error rate: <code>`)."""
+    insight = INSIGHT_TYPES.get(identity_type or "")
+    if insight is not None:
+        return f"{insight}: {error_code}" if error_code else insight
+    return f"failed: {error_code}" if error_code else "succeeded"
 
 
 @dataclass(frozen=True)
@@ -42,20 +58,32 @@ class EventFacts:
     @classmethod
     def of(cls, event: Event) -> EventFacts:
         record = event.record
+        details = record.get("insightDetails") if is_insight_record(record) else None
+        # An Insight is about an API (insightDetails.eventName), seen by CloudTrail itself
+        place = details if isinstance(details, dict) else record
         return cls(
             event_id=bounded(get_str(record, "eventID")),
             event_time=bounded(get_str(record, "eventTime")),
-            event_source=bounded(get_str(record, "eventSource")),
-            event_name=bounded(get_str(record, "eventName")),
-            principal=bounded(event.principal),
-            identity_type=bounded(get_str(record, "userIdentity", "type")),
+            event_source=bounded(get_str(place, "eventSource")),
+            event_name=bounded(get_str(place, "eventName")),
+            principal=bounded(INSIGHTS if place is details else event.principal),
+            identity_type=bounded(
+                get_str(place, "insightType")
+                if place is details
+                else get_str(record, "userIdentity", "type")
+            ),
             account=bounded(event.account),
             region=bounded(get_str(record, "awsRegion")),
             source_ip=bounded(get_str(record, "sourceIPAddress")),
             country=bounded(event.country),
             user_agent=bounded(get_str(record, "userAgent")),
-            error_code=bounded(get_str(record, "errorCode")),
+            error_code=bounded(get_str(place, "errorCode")),
         )
+
+    @property
+    def result(self) -> str:
+        """How the call went, or what an Insight saw (outcome_of)."""
+        return outcome_of(self.identity_type, self.error_code)
 
     @property
     def action(self) -> str:

@@ -4,7 +4,8 @@
     [prefix/]AWSLogs/<o-xxxxxxxxxx>/<account>/CloudTrail/<region>/YYYY/MM/DD/<file>.json.gz
 
 Beside `CloudTrail/` an account folder may hold `CloudTrail-Digest/` (integrity digests, not
-events) and `CloudTrail-Insight/` (Insights events, not handled yet).
+events) and `CloudTrail-Insight/` (Insights events: records of unusual API call or error rates,
+laid out by region and day like the event logs, read and enriched beside them).
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ class RegionFolder:
     account: str
     region: str
     org: str | None = None
+    logs: str = CLOUDTRAIL  # the account's folder it lies in: CLOUDTRAIL or INSIGHT
+
+    @property
+    def insights(self) -> bool:
+        return self.logs == INSIGHT
 
     def day_prefix(self, day: date) -> str:
         return f"{self.prefix}{day:%Y/%m/%d}/"
@@ -152,7 +158,7 @@ def is_insight(key: str) -> bool:
 
 
 def is_event_log_key(key: str) -> bool:
-    """A CloudTrail event log file (not a digest, not an insight, not a folder marker)."""
+    """A CloudTrail log file: events or Insights events (not a digest, not a folder marker)."""
     name = key.rsplit("/", 1)[-1]
     return name.endswith(LOG_SUFFIXES) and f"_{DIGEST}_" not in name and f"/{DIGEST}/" not in key
 

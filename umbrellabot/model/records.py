@@ -16,6 +16,8 @@ Record = dict[str, Any]
 ValuesGetter = Callable[["Event"], list[Any]]
 
 DERIVED_FIELDS = ("geo.country", "principal", "account")
+# The eventType of CloudTrail Insights records (unusual call or error rates: CloudTrail-Insight/)
+INSIGHT_EVENT_TYPE = "AwsCloudTrailInsight"
 _WILDCARD = "*"
 
 
@@ -52,6 +54,10 @@ class Event:
             except orjson.JSONDecodeError:
                 cache[key] = None
         return cache[key]
+
+
+def is_insight_record(record: Record) -> bool:
+    return record.get("eventType") == INSIGHT_EVENT_TYPE
 
 
 def split_path(path: str) -> tuple[str, ...]:

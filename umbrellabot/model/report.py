@@ -34,7 +34,7 @@ class CycleReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     abandoned: list[tuple[str, str]] = field(default_factory=list)
     waiting: int = 0  # failed files whose next retry is not due yet
-    insight_accounts: list[str] = field(default_factory=list)
+    insight_regions: int = 0  # region folders of CloudTrail-Insight/, listed beside the others
     requests: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)  # S3 attempts that failed, by kind
     refusals: list[AccessRefusal] = field(default_factory=list)  # prefixes skipped, refused

@@ -8,6 +8,10 @@ line, gzip-compressed:
     s3://<bucket>/<processed>/<trail prefix>AWSLogs/[<o-org>/]<account>/CloudTrail/<region>/
         YYYY/MM/DD/<file>.json.gz
 
+CloudTrail Insights records (`CloudTrail-Insight/` beside `CloudTrail/`) get a table of their own,
+ATHENA_INSIGHTS_TABLE, with the same columns (`insightDetails` is JSON text) and a template that
+reads `CloudTrail-Insight/` (`TableLayout.logs`).
+
 The table is partitioned by `account`, `region` and `date` (the `YYYY/MM/DD` folder, a string that
 sorts as text: query.RANGE_PREDICATE compares it with `"date" BETWEEN ? AND ?`). Partition
 projection computes every partition's location from `storage.location.template`, so no partition
@@ -42,6 +46,8 @@ from umbrellabot.errors import UsageError
 from umbrellabot.model import schema
 from umbrellabot.model.layout import (
     AWS_LOGS,
+    CLOUDTRAIL,
+    INSIGHT,
     is_account,
     is_org,
     is_region,
@@ -137,6 +143,11 @@ class TableLayout:
     org: str | None
     accounts: tuple[str, ...]
     regions: tuple[str, ...] = COMMERCIAL_REGIONS
+    logs: str = CLOUDTRAIL  # the account folder read: CloudTrail/ or CloudTrail-Insight/
+
+    @property
+    def insights(self) -> bool:
+        return self.logs == INSIGHT
 
     @property
     def folder(self) -> str:
@@ -182,7 +193,7 @@ def logs_root(bucket: str, processed_prefix: str, layout: TableLayout) -> str:
 def location_template(bucket: str, processed_prefix: str, layout: TableLayout) -> str:
     """`storage.location.template`: where the files of one (account, region, date) are."""
     root = logs_root(bucket, processed_prefix, layout)
-    return root + "${account}/CloudTrail/${region}/${date}"
+    return root + "${account}/" + layout.logs + "/${region}/${date}"
 
 
 def projection_properties(

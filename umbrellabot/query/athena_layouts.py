@@ -78,17 +78,19 @@ def layout_order(layout: TableLayout) -> tuple[bool, str, str]:
 def layouts_from_folders(
     folders: Iterable[RegionFolder], regions: Sequence[str] = COMMERCIAL_REGIONS
 ) -> list[TableLayout]:
-    """The layouts of the region folders discovery found, in `layout_order`, each with its own
-    accounts; every one covers every region seen anywhere (a region a trail has not written to
-    yet costs one empty listing, and is exactly the activity worth finding)."""
+    """The layouts of the region folders discovery found (of event logs, or of Insights: a
+    layout reads one kind), in `layout_order`, each with its own accounts; every one covers
+    every region seen anywhere (a region a trail has not written to yet costs one empty
+    listing, and is exactly the activity worth finding)."""
     found = list(folders)
-    accounts: dict[tuple[str, str | None], set[str]] = {}
+    accounts: dict[tuple[str, str | None, str], set[str]] = {}
     for folder in found:
-        accounts.setdefault((trail_prefix_of(folder.prefix), folder.org), set()).add(folder.account)
+        place = (trail_prefix_of(folder.prefix), folder.org, folder.logs)
+        accounts.setdefault(place, set()).add(folder.account)
     all_regions = tuple(sorted(set(regions) | {folder.region for folder in found}))
     layouts = [
-        TableLayout(prefix, org, tuple(sorted(names)), all_regions)
-        for (prefix, org), names in accounts.items()
+        TableLayout(prefix, org, tuple(sorted(names)), all_regions, logs)
+        for (prefix, org, logs), names in accounts.items()
     ]
     return sorted(layouts, key=layout_order)
 

@@ -106,13 +106,16 @@ def _update(table: AthenaTable, one: LayoutTable) -> str:
 
 
 def setup_statements(
-    table: AthenaTable, tables: Sequence[LayoutTable], start: date = DEFAULT_START
+    table: AthenaTable,
+    tables: Sequence[LayoutTable],
+    start: date = DEFAULT_START,
+    database: bool = True,
 ) -> list[tuple[str, str]]:
-    """(what it does, DDL) in order: the database unless `default`; then for each layout's
-    table, the table if missing and its projection's accounts, regions and location brought
-    up to date."""
+    """(what it does, DDL) in order: the database unless `default` (or not `database`: another
+    family's setup made it); then for each layout's table, the table if missing and its
+    projection's accounts, regions and location brought up to date."""
     statements = []
-    if table.database != "default":
+    if database and table.database != "default":
         statements.append(
             (f"database {table.database}: created if missing", create_database_ddl(table.database))
         )
@@ -166,11 +169,12 @@ async def setup(
     table: AthenaTable,
     layouts: Sequence[TableLayout],
     start: date = DEFAULT_START,
+    database: bool = True,
 ) -> list[str]:
     """Run the setup statements (each waits for the previous); returns what was done."""
     tables = tables_for(table, layouts, await existing_tables(catalog, layouts))
     done = []
-    for description, sql in setup_statements(table, tables, start):
+    for description, sql in setup_statements(table, tables, start, database):
         query_id = await engine.execute_ddl(sql)
         done.append(f"{description} (query {query_id})")
     summary = layouts_summary(table, tables)

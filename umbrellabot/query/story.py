@@ -12,13 +12,14 @@ from typing import Any
 import orjson
 
 from umbrellabot.model.alerts import console_url
-from umbrellabot.model.facts import EventFacts
+from umbrellabot.model.facts import INSIGHT_TYPES, EventFacts
 from umbrellabot.model.records import Event, get_str
 from umbrellabot.model.schema import ENRICHMENT_FIELDS
 from umbrellabot.model.severity import Severity
 from umbrellabot.rules.context import context_of
 from umbrellabot.rules.expressions import Explanation
 from umbrellabot.rules.rule import Rule
+from umbrellabot.rules.ruleset import applies_to
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,14 @@ def build_story(
             context_of(rule.context, event),
         )
         for rule in sorted(rules, key=lambda r: -r.severity)
-        if rule.enabled and rule.matches(event)
+        if rule.enabled and applies_to(rule, event.record) and rule.matches(event)
     )
     facts = EventFacts.of(event)
     message = get_str(record, "errorMessage")
     error = facts.error_code
     outcome = "success" if not error else f"{error}{': ' + message if message else ''}"
+    if facts.identity_type in INSIGHT_TYPES:  # an Insight: what CloudTrail saw of the API
+        outcome = facts.result
     return EventStory(
         **facts.fact_values(),
         record=record,

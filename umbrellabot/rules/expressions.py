@@ -34,6 +34,8 @@ COMBINATORS = ("all", "any", "not")
 # values is only evaluated for events carrying it (a rule on errorCode or on the root user is
 # then not looked at for the many events without).
 INDEXED_FIELDS = ("eventName", "eventSource", "userIdentity.type", "errorCode")
+# ...and the one that says which kind of record a rule reads (event logs or Insights events)
+REQUIRED_FIELDS = (*INDEXED_FIELDS, "eventType")
 
 
 class ExpressionError(ValueError):
@@ -126,7 +128,8 @@ class Node(ABC):
     def explain(self, event: Event) -> Explanation: ...
 
     def required_values(self) -> dict[str, frozenset[str]]:
-        """Indexed field -> values one of which every matching event must carry."""
+        """Indexed field (REQUIRED_FIELDS) -> values one of which every matching event must
+        carry, case-folded."""
         return {}
 
 
@@ -161,7 +164,7 @@ class FieldNode(Node):
         for test in self.tests:
             if test.reference is not None:  # compared with another field: no fixed value
                 continue
-            if test.path in INDEXED_FIELDS and test.operator in ("equals", "in"):
+            if test.path in REQUIRED_FIELDS and test.operator in ("equals", "in"):
                 items = test.operand if isinstance(test.operand, list) else [test.operand]
                 values = frozenset(str(as_text(item)).casefold() for item in items)
                 out[test.path] = out[test.path] & values if test.path in out else values

@@ -1,14 +1,37 @@
 """The enabled rules, indexed by the eventName, eventSource, userIdentity.type or errorCode
-values they require. Pure."""
+values they require. Pure.
+
+Rules read event logs unless they opt in to CloudTrail Insights records by requiring
+`eventType: AwsCloudTrailInsight`: an Insight about StopLogging calls is a statistic, not
+someone stopping a trail, so the pack's eventName rules never see one.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from umbrellabot.model.records import Event
+from umbrellabot.model.records import INSIGHT_EVENT_TYPE, Event, Record, is_insight_record
 from umbrellabot.rules.expressions import INDEXED_FIELDS
 from umbrellabot.rules.rule import Rule
+
+_INSIGHT = INSIGHT_EVENT_TYPE.casefold()
+
+
+def reads_insights(rule: Rule) -> bool:
+    """Whether the rule requires an eventType one of which is AwsCloudTrailInsight."""
+    return _INSIGHT in rule.match.required_values().get("eventType", frozenset())
+
+
+def reads_events(rule: Rule) -> bool:
+    """Whether the rule may match an event log record (any eventType but Insights')."""
+    required = rule.match.required_values().get("eventType")
+    return required is None or bool(required - {_INSIGHT})
+
+
+def applies_to(rule: Rule, record: Record) -> bool:
+    """Whether the rule is evaluated on the record at all (its kind: event or Insight)."""
+    return reads_insights(rule) if is_insight_record(record) else reads_events(rule)
 
 
 class RuleSet:
@@ -22,7 +45,10 @@ class RuleSet:
             name: {} for name in INDEXED_FIELDS
         }
         self._generic: list[tuple[int, Rule]] = []
+        self._insight_rules = tuple(rule for rule in self.enabled if reads_insights(rule))
         for position, rule in enumerate(self.enabled):
+            if not reads_events(rule):
+                continue
             required = rule.match.required_values()
             indexed = next((name for name in INDEXED_FIELDS if name in required), None)
             if indexed is None:
@@ -37,6 +63,8 @@ class RuleSet:
 
     def candidates(self, record: Mapping[str, Any]) -> tuple[Rule, ...]:
         """The enabled rules that could match `record`, in load order."""
+        if record.get("eventType") == INSIGHT_EVENT_TYPE:
+            return self._insight_rules  # few: no index
         identity = record.get("userIdentity")
         raw = (
             record.get("eventName"),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from umbrellabot.model.records import Event
+from umbrellabot.model.records import Event, Record, is_insight_record
 from umbrellabot.rules.rule import Rule, RuleTestCase
-from umbrellabot.rules.ruleset import RuleSet
+from umbrellabot.rules.ruleset import RuleSet, applies_to
 
 CountryOf = Callable[[str | None], str | None]
 
@@ -29,6 +29,11 @@ def event_for(case: RuleTestCase, country_of: CountryOf) -> Event:
 
 def run_case(rule: Rule, case: RuleTestCase, index: RuleSet, country_of: CountryOf) -> CaseResult:
     event = event_for(case, country_of)
+    if not applies_to(rule, case.record):  # an Insight for an event rule, or the reverse
+        if case.expect:
+            why = _kind(rule, case.record)
+            return CaseResult(rule, case, False, f"expected True, got False\n{why}")
+        return CaseResult(rule, case, True)
     got = rule.predicate(event)
     if got != case.expect:
         why = "\n".join(rule.match.explain(event).lines(1))
@@ -44,3 +49,12 @@ def run_case(rule: Rule, case: RuleTestCase, index: RuleSet, country_of: Country
 def run_rule_tests(rules: Sequence[Rule], country_of: CountryOf) -> list[CaseResult]:
     index = RuleSet(rules)
     return [run_case(rule, case, index, country_of) for rule in rules for case in rule.tests]
+
+
+def _kind(rule: Rule, record: Record) -> str:
+    if is_insight_record(record):
+        return (
+            "  the record is a CloudTrail Insights event and the rule reads event logs;"
+            " a rule reads Insights when it requires eventType: AwsCloudTrailInsight"
+        )
+    return f"  rule {rule.id!r} reads Insights events only (eventType: AwsCloudTrailInsight)"

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from umbrellabot.model.accounts import NO_NAMES, AccountNames, account_label
 from umbrellabot.model.alerts import Alert, console_url
+from umbrellabot.model.facts import INSIGHT_TYPES, outcome_of
 from umbrellabot.model.severity import Severity
 from umbrellabot.slack.text import (
     BLOCKS_MAX,
@@ -124,6 +125,10 @@ def _who(alert: Alert, names: AccountNames) -> str:
 
 
 def _outcome(alert: Alert) -> str:
+    if alert.identity_type in INSIGHT_TYPES:  # an Insight: what CloudTrail saw of the API
+        return outcome_of(
+            alert.identity_type, code(alert.error_code, 200) if alert.error_code else None
+        )
     return f"failed: {code(alert.error_code, 200)}" if alert.error_code else "succeeded"
 
 

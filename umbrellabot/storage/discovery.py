@@ -36,8 +36,8 @@ LISTING_CONCURRENCY = 16
 
 @dataclass
 class Discovery:
-    regions: list[RegionFolder] = field(default_factory=list)
-    insight_accounts: list[str] = field(default_factory=list)
+    regions: list[RegionFolder] = field(default_factory=list)  # of CloudTrail/ (events)
+    insight_regions: list[RegionFolder] = field(default_factory=list)  # of CloudTrail-Insight/
     refused: list[S3Refused] = field(default_factory=list)  # account folders S3 refused
 
 
@@ -65,10 +65,9 @@ async def _account(
     except S3Refused as refused:  # one account's folder: the others are still read
         out.refused.append(refused)
         return
-    if INSIGHT in children:
-        out.insight_accounts.append(account)
-    if CLOUDTRAIL in children:
-        await _cloudtrail(s3, f"{prefix}{CLOUDTRAIL}/", account, org, out)
+    for logs in (CLOUDTRAIL, INSIGHT):
+        if logs in children:
+            await _cloudtrail(s3, f"{prefix}{logs}/", account, org, out, logs)
 
 
 async def _cloudtrail(
@@ -77,16 +76,18 @@ async def _cloudtrail(
     account: str,
     org: str | None,
     out: Discovery,
+    logs: str = CLOUDTRAIL,
 ) -> None:
     try:
         folders = await s3.list_folders(prefix)
     except S3Refused as refused:
         out.refused.append(refused)
         return
+    found = out.insight_regions if logs == INSIGHT else out.regions
     for folder in folders:
         region = _last(folder)
         if is_region(region):
-            out.regions.append(RegionFolder(folder, account, region, org))
+            found.append(RegionFolder(folder, account, region, org, logs))
 
 
 async def _accounts(s3: ObjectStore, prefix: str, org: str | None, out: Discovery) -> None:
@@ -114,8 +115,9 @@ async def _search_above(
 
 
 async def discover(s3: ObjectStore, initial_prefix: str, exclude: Iterable[str]) -> Discovery:
-    """Every region folder below `initial_prefix`. Raises layout.LayoutError for a prefix that
-    cannot be a CloudTrail location."""
+    """Every region folder below `initial_prefix`, of the event logs and of the Insights
+    events (an account folder's `CloudTrail-Insight/`, when the prefix is at or above it).
+    Raises layout.LayoutError for a prefix that cannot be a CloudTrail location."""
     prefix = normalize_prefix(initial_prefix)
     position = locate(prefix)
     out = Discovery()
@@ -134,6 +136,7 @@ async def discover(s3: ObjectStore, initial_prefix: str, exclude: Iterable[str])
         assert position.account is not None and position.region is not None
         out.regions.append(RegionFolder(prefix, position.account, position.region, position.org))
     out.regions.sort(key=lambda folder: folder.prefix)
+    out.insight_regions.sort(key=lambda folder: folder.prefix)
     return out
 
 

@@ -27,6 +27,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -258,19 +259,23 @@ Runner = Callable[[bytes, io.BytesIO], int]
 def measure_all(
     variants: list[tuple[str, Runner]], files: list[bytes], megabytes: float, rounds: int
 ) -> list[float]:
-    """Records/s of each variant, best of `rounds` interleaved rounds: this machine's speed
-    drifts (a shared host), and interleaving exposes every variant to the same drift."""
-    seconds = [float("inf")] * len(variants)
+    """Records/s of each variant, the median of `rounds` interleaved rounds (the issue's
+    measure; the best round is printed beside it): this machine's speed drifts (a shared
+    host), and interleaving exposes every variant to the same drift."""
+    seconds: list[list[float]] = [[] for _ in variants]
     counts = [0] * len(variants)
     for _ in range(rounds):
         for index, (_, run) in enumerate(variants):
             started = time.perf_counter()
             counts[index] = sum(run(data, io.BytesIO()) for data in files)
-            seconds[index] = min(seconds[index], time.perf_counter() - started)
-    best = [count / spent for count, spent in zip(counts, seconds, strict=True)]
-    for (name, _), rate, spent in zip(variants, best, seconds, strict=True):
-        print(f"  {name:<44} {rate:>10,.0f} records/s {megabytes / spent:>8.1f} MB/s")
-    return best
+            seconds[index].append(time.perf_counter() - started)
+    medians = [count / statistics.median(t) for count, t in zip(counts, seconds, strict=True)]
+    for (name, _), rate, count, spent in zip(variants, medians, counts, seconds, strict=True):
+        print(
+            f"  {name:<44} {rate:>10,.0f} records/s {megabytes * rate / count:>8.1f} MB/s"
+            f"  (best round {count / min(spent):,.0f})"
+        )
+    return medians
 
 
 def peak_rss_mb() -> float:
@@ -316,7 +321,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--rss-mb", type=int, default=100)
     parser.add_argument("--corpus", choices=("synthetic", "real"), default="synthetic")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, best kept")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median)")
     parser.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:

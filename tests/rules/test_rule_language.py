@@ -454,3 +454,14 @@ def test_a_field_reference_on_an_indexed_key_is_evaluated(tmp_path: Path) -> Non
     assert ruleset.match(Event({**echoed, "requestParameters": {"action": "Other"}})) == []
     listed = {"eventName": "CreateUser", "eventSource": "iam", "x": {"sources": ["iam"]}}
     assert [rule.id for rule in ruleset.match(Event(listed))] == ["by-name"]
+
+
+def test_case_insensitive_equality_skips_only_values_that_cannot_fold_into_the_operand() -> None:
+    """casefold never shortens text, so a value longer than the operand is false at once; a
+    shorter one that folds longer (ß -> ss) still matches."""
+    assert holds({"n": "SS"}, {"n": "ß"})  # len 1 folds to 'ss'
+    assert holds({"n": {"in": ["strasse", "x"]}}, {"n": "STRAßE"})
+    assert not holds({"n": "trufflehog"}, {"n": "TruffleHog/3.63 " + "x" * 200})
+    assert holds({"n": "trufflehog"}, {"n": "TRUFFLEHOG"})
+    assert holds({"n": {"not_equals": "abc"}}, {"n": "abcd"})
+    assert holds({"n": "12"}, {"n": 12}) and not holds({"n": "1"}, {"n": 12})

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from umbrellabot.rules.regex_literals import required_literals
+
 ValuesTest = Callable[[list[Any]], bool]
 ValueTest = Callable[[Any], bool]
 
@@ -112,7 +114,17 @@ def _text_test(case_sensitive: bool, check: Callable[[str], bool]) -> ValueTest:
 def _one_of(operand: list[str], case_sensitive: bool) -> ValueTest:
     fold = _fold(case_sensitive)
     wanted = frozenset(fold(item) for item in operand)
-    return _text_test(case_sensitive, wanted.__contains__)
+    if case_sensitive:
+        return _text_test(case_sensitive, wanted.__contains__)
+    # casefold maps each character to one or more, never fewer: a value longer than every
+    # wanted text cannot fold into one, and is not folded (a userAgent against 'TruffleHog')
+    longest = max(map(len, wanted))
+
+    def test(value: Any) -> bool:
+        text = value if value.__class__ is str else as_text(value)
+        return text is not None and len(text) <= longest and text.casefold() in wanted
+
+    return test
 
 
 def build_equals(operand: Any, case_sensitive: bool) -> ValuesTest:
@@ -140,7 +152,14 @@ def build_not_in(operand: Any, case_sensitive: bool) -> ValuesTest:
 def _pattern_test(patterns: Sequence[str], case_sensitive: bool) -> ValueTest:
     flags = 0 if case_sensitive else re.IGNORECASE
     compiled = re.compile("|".join(f"(?:{p})" for p in patterns), flags)
-    return _text_test(True, lambda text: compiled.search(text) is not None)
+    literals = required_literals(list(patterns), flags)
+    if literals is None:
+        return _text_test(True, lambda text: compiled.search(text) is not None)
+    # every match contains one of the literals: a text with none is no match, unsearched
+    return _text_test(
+        True,
+        lambda text: any(lit in text for lit in literals) and compiled.search(text) is not None,
+    )
 
 
 def build_glob(operand: Any, case_sensitive: bool) -> ValuesTest:

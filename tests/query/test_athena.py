@@ -715,6 +715,33 @@ def test_cli_needs_a_bucket(
     assert err.startswith("umbrellabot: CLOUDTRAIL_BUCKET_NAME is not set") and err.count("\n") == 1
 
 
+def run_setup(
+    sync_athena: Any,
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    **env: str,
+) -> tuple[str, list[str], list[dict[str, Any]]]:
+    """`umbrellabot athena setup` into a new database: its name, the lines printed and the
+    query executions it sent."""
+    database = f"trails_{uuid.uuid4().hex[:8]}"
+    use_env(
+        monkeypatch,
+        tmp_path,
+        CLOUDTRAIL_BUCKET_NAME=bucket,
+        AWS_REGION=REGION,
+        ATHENA_DATABASE=database,
+        **env,
+    )
+    before = len(sync_athena.list_query_executions()["QueryExecutionIds"])
+    assert cli.main(["athena", "setup"]) == cli.EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    ids = sync_athena.list_query_executions()["QueryExecutionIds"][before:]
+    sent = [sync_athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
+    return database, out, sent
+
+
 def test_cli_setup_runs_the_statements(
     moto: Callable[[int], None],
     s3: Any,
@@ -729,17 +756,7 @@ def test_cli_setup_runs_the_statements(
         Key=log_key(ACCOUNT_A, "us-east-1", date(2026, 11, 29), "a"),
         Body=log_bytes([record()]),
     )
-    database = f"trails_{uuid.uuid4().hex[:8]}"
-    use_env(
-        monkeypatch,
-        tmp_path,
-        CLOUDTRAIL_BUCKET_NAME=bucket,
-        AWS_REGION=REGION,
-        ATHENA_DATABASE=database,
-    )
-    before = len(sync_athena.list_query_executions()["QueryExecutionIds"])
-    assert cli.main(["athena", "setup"]) == cli.EXIT_OK
-    out = capsys.readouterr().out.splitlines()
+    database, out, sent = run_setup(sync_athena, bucket, tmp_path, monkeypatch, capsys)
     assert [line.split(":")[0] for line in out] == [
         f"database {database}",
         f"table {database}.cloudtrail_enriched",
@@ -748,8 +765,6 @@ def test_cli_setup_runs_the_statements(
     ]
     assert f"projection set to accounts {ACCOUNT_A}," in out[2]
     assert "(cloudtrail_insights) is made by the first setup after they appear" in out[3]
-    ids = sync_athena.list_query_executions()["QueryExecutionIds"][before:]
-    sent = [sync_athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
     assert [q["Query"].split("(")[0].split("`")[0] for q in sent] == [
         "CREATE DATABASE IF NOT EXISTS ",
         "CREATE EXTERNAL TABLE IF NOT EXISTS ",
@@ -776,18 +791,9 @@ def test_cli_setup_makes_the_insights_table_beside_the_events_table(
     )
     for key in (event_log, insight):
         s3.put_object(Bucket=bucket, Key=key, Body=log_bytes([record()]))
-    database = f"trails_{uuid.uuid4().hex[:8]}"
-    use_env(
-        monkeypatch,
-        tmp_path,
-        CLOUDTRAIL_BUCKET_NAME=bucket,
-        AWS_REGION=REGION,
-        ATHENA_DATABASE=database,
-        ATHENA_INSIGHTS_TABLE="unusual_activity",
+    database, out, sent = run_setup(
+        sync_athena, bucket, tmp_path, monkeypatch, capsys, ATHENA_INSIGHTS_TABLE="unusual_activity"
     )
-    before = len(sync_athena.list_query_executions()["QueryExecutionIds"])
-    assert cli.main(["athena", "setup"]) == cli.EXIT_OK
-    out = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in out] == [
         f"database {database}",
         f"table {database}.cloudtrail_enriched",
@@ -795,8 +801,6 @@ def test_cli_setup_makes_the_insights_table_beside_the_events_table(
         f"table {database}.unusual_activity",
         f"table {database}.unusual_activity",
     ]
-    ids = sync_athena.list_query_executions()["QueryExecutionIds"][before:]
-    sent = [sync_athena.get_query_execution(QueryExecutionId=i)["QueryExecution"] for i in ids]
     insights_ddl = next(
         q["Query"] for q in sent if "CREATE" in q["Query"] and "unusual" in q["Query"]
     )

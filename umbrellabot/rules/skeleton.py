@@ -17,7 +17,7 @@ rules:
     description: >-
       Say here why this event matters: what an attacker gains, what a mistake costs.
     severity: medium                # critical | high | medium | low | info
-    tags: [network]                 # free text; attack.tXXXX for MITRE ATT&CK
+    tags: [network]                 # free text; e.g. attack.t1562.007 for MITRE ATT&CK
     runbook: >-
       What the responder checks first, and what to do when it is not expected.
     author: you@example.com         # optional; shown on the alert

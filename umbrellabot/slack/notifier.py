@@ -1,9 +1,8 @@
 """Alerts from the durable outbox to Slack: a `storage.ports.Notifier`.
 
-- Channel: the rule's own channel when it names one, else `SLACK_CHANNEL` (an ID or a name).
-- `ALERT_MIN_SEVERITY`: alerts below it are not posted; they are handed back as handled so that
-  they leave the outbox (enrichment already drops them; they only appear when the threshold was
-  raised while alerts were waiting).
+- Channel: the first route that matches (routing.py), the rule's own, else `SLACK_CHANNEL`.
+- `ALERT_MIN_SEVERITY`: alerts below it (waiting when the threshold was raised: enrichment drops
+  them) are handed back as handled, unposted, so that they leave the outbox.
 - Never twice: the outbox is unique per (eventID, rule); each alert is marked delivered in the
   state store as soon as Slack accepted its message (with its roll-up count, in one transaction),
   so a crash later in the round does not post it again.
@@ -11,16 +10,15 @@
   retries, or a refusal such as `channel_not_found` stops the round for that channel; its
   undelivered alerts stay in the outbox with `next_attempt_at` pushed back (exponential, capped;
   at least Retry-After). A message Slack refuses for its content is sent once more as plain text.
-- HTTP 429: slack_sdk's `AsyncRateLimitErrorRetryHandler` waits Retry-After and retries; 5xx and
-  connection errors get a few quick retries too. Posts to one channel are spaced by at least
-  `SLACK_POST_INTERVAL_S` (default 1 s), channels are served concurrently.
+- HTTP 429: slack_sdk's retry handler waits Retry-After, 5xx and connection errors get quick
+  retries; posts to a channel are `SLACK_POST_INTERVAL_S` apart, channels run concurrently.
 - Roll-up, per channel, rule and principal, in windows of `SLACK_ROLLUP_WINDOW_MINUTES` (M) that
   start with the first alert delivered: the first `SLACK_ROLLUP_THRESHOLD` (N) alerts are posted
   on their own; the next one opens a parent message ("K alerts for P within M minutes"), the rest
   are listed in its thread (as few replies as Slack's limits allow, up to 100 alerts each), and
   the parent's count is kept up to date with chat.update (`rollup.py` decides; this module
-  posts). Windows are in the roll-up store, so a restart continues the same roll-up. The
-  parent's Acknowledge acknowledges its thread (slack/triage.py).
+  posts). Windows are in the roll-up store (a restart continues them); the parent's
+  Acknowledge acknowledges its thread (slack/triage.py).
 """
 
 from __future__ import annotations

@@ -465,3 +465,10 @@ def test_case_insensitive_equality_skips_only_values_that_cannot_fold_into_the_o
     assert holds({"n": "trufflehog"}, {"n": "TRUFFLEHOG"})
     assert holds({"n": {"not_equals": "abc"}}, {"n": "abcd"})
     assert holds({"n": "12"}, {"n": 12}) and not holds({"n": "1"}, {"n": 12})
+
+
+def test_a_global_regex_flag_works_alone_and_is_refused_in_a_list_naming_the_key() -> None:
+    alone = parse_expression({"userAgent": {"regex": "(?i)^BOTO"}}, "match", {})
+    assert alone.compile()(Event({"userAgent": "boto3/1.34"})) is True
+    with pytest.raises(ExpressionError, match=r"match\.userAgent\.regex: .*cannot be combined"):
+        parse_expression({"userAgent": {"regex": ["(?i)a", "b"]}}, "match", {})

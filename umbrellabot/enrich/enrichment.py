@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 import orjson
 
-from umbrellabot.enrich.reader import OversizeRecord, read_entries
+from umbrellabot.enrich.reader import OversizeRecord, read_texted
 from umbrellabot.enrich.writer import EnrichedWriter
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.facts import EventFacts, bounded
@@ -70,13 +70,17 @@ def quiet_key(event: Event, rule: Rule) -> QuietKey:
     return QuietKey(day, rule.id, int(rule.severity), account, principal)
 
 
+def _enriched_before(record: Record) -> bool:
+    return "xrules" in record or "xpriority" in record or "xcountry_code" in record
+
+
 def enrich_record(
     record: Record, rules: RuleSet, country_of: CountryOf
 ) -> tuple[Event, list[Rule]]:
     """Add the x-fields to `record` (in place) and return the event and the rules it matched."""
     source = record.get("sourceIPAddress")
     event = Event(record, country_of(source) if isinstance(source, str) else None)
-    if "xrules" in record or "xpriority" in record or "xcountry_code" in record:
+    if _enriched_before(record):
         for name in ENRICHMENT_FIELDS:  # a record enriched before is enriched afresh
             record.pop(name, None)
     matched = rules.match(event)
@@ -110,8 +114,9 @@ def enrich_stream(
     writer_options: dict[str, Any] = {}
     if compresslevel is not None:
         writer_options["compresslevel"] = compresslevel
+    added = AddedFields()
     with EnrichedWriter(sink, **writer_options) as writer:
-        for record in read_entries(source, max_record_bytes=max_record_bytes):
+        for record, text in read_texted(source, max_record_bytes=max_record_bytes):
             if isinstance(record, OversizeRecord):
                 _pass_through(
                     record,
@@ -123,8 +128,13 @@ def enrich_stream(
                     alert_min_severity,
                 )
                 continue
+            if not record or _enriched_before(record):
+                text = None  # `{}` takes no added fields; earlier x-fields are replaced
             event, matched = enrich_record(record, rules, country_of)
-            writer.write(record)
+            if text is not None:  # its own text, the x-fields added: not serialized again
+                writer.write_text(text, added.text(matched, event.country))
+            else:
+                writer.write(record)
             result.records += 1
             if index_events:
                 _index(result, record.get("eventID"), record.get("eventTime"), record)
@@ -139,6 +149,31 @@ def enrich_stream(
                     result.quiet[quiet_key(event, rule)] += 1
     result.bytes_out = writer.bytes_in
     return result
+
+
+class AddedFields:
+    """The text of the x-fields a record gets, `,"xpriority":...` (as enrich_record adds them,
+    in its order), for a record copied as its own text; the few distinct ones are kept."""
+
+    LIMIT: Final = 4096
+
+    def __init__(self) -> None:
+        self._texts: dict[tuple[tuple[str, ...], str | None], bytes] = {}
+
+    def text(self, matched: list[Rule], country: str | None) -> bytes:
+        key = (tuple(rule.id for rule in matched) if matched else (), country)
+        found = self._texts.get(key)
+        if found is None:
+            fields: dict[str, Any] = {}
+            if matched:
+                fields["xpriority"] = max(rule.severity for rule in matched).name
+                fields["xrules"] = list(key[0])
+            if country is not None:
+                fields["xcountry_code"] = country
+            found = b"," + orjson.dumps(fields)[1:-1] if fields else b""
+            if len(self._texts) < self.LIMIT:
+                self._texts[key] = found
+        return found
 
 
 def _index(result: FileResult, event_id: Any, event_time: Any, record: Record) -> None:

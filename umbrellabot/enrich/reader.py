@@ -12,10 +12,19 @@ from typing import Any, BinaryIO, Final, cast
 from isal import igzip_lib
 
 from umbrellabot.enrich.oversize import OversizeRecord
-from umbrellabot.enrich.splitter import Entry, RecordSplitter
+from umbrellabot.enrich.splitter import Entry, RecordSplitter, TextedEntry
 from umbrellabot.enrich.text_window import LogFormatError
 
-__all__ = ["Entry", "LogFormatError", "OversizeRecord", "is_gzip", "read_entries", "read_records"]
+__all__ = [
+    "Entry",
+    "LogFormatError",
+    "OversizeRecord",
+    "TextedEntry",
+    "is_gzip",
+    "read_entries",
+    "read_records",
+    "read_texted",
+]
 
 GZIP_MAGIC: Final = b"\x1f\x8b"
 _ERROR_CODE: Final = re.compile(r"^Error -?\d+:? *")
@@ -40,7 +49,7 @@ def read_records(
     Raises LogFormatError. Integers beyond 64 bits become floats, as orjson parses them.
     A record over `max_record_bytes` is skipped, never held whole (`read_entries` yields it).
     """
-    for entry in read_entries(raw, chunk_size=chunk_size, max_record_bytes=max_record_bytes):
+    for entry, _ in read_texted(raw, chunk_size=chunk_size, max_record_bytes=max_record_bytes):
         if not isinstance(entry, OversizeRecord):
             yield entry
 
@@ -50,6 +59,15 @@ def read_entries(
 ) -> Iterator[Entry]:
     """Like `read_records`, but a record over `max_record_bytes` comes as an OversizeRecord
     whose text is streamed (oversize.py)."""
+    for entry, _ in read_texted(raw, chunk_size=chunk_size, max_record_bytes=max_record_bytes):
+        yield entry
+
+
+def read_texted(
+    raw: BinaryIO, *, chunk_size: int = 1 << 20, max_record_bytes: int | None = None
+) -> Iterator[TextedEntry]:
+    """Like `read_entries`, each entry with its text as it is in the file when the splitter
+    cut it out on its own (a compact record: `{...}`, no newline), else None."""
     if chunk_size < 1:
         raise ValueError("chunk_size must be at least 1")
     head = b""

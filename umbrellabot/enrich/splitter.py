@@ -1,7 +1,11 @@
 """Cutting the records of a CloudTrail log file out of its text in batches.
 
 A CloudTrail file is one JSON object `{"Records":[{...},{...},...]}`; after its header the
-records are cut out of the text in batches and parsed by orjson, many records per call.
+records are cut out of the text in batches. A batch of compact records (as CloudTrail writes
+them) is cut into each record's own text, parsed one by one and yielded with it
+(`record_cuts.py`: enrichment then copies the text instead of serializing the record again);
+other batches, and the rest of one whose next piece does not parse, are parsed by orjson in
+one call, their records yielded without text.
 
 How records are found: a record ends with `}` followed by whitespace, `,`, whitespace and `{`
 (or `]` for the last one). Such a boundary is only a candidate (it may lie inside a nested list
@@ -20,11 +24,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import repeat
 from typing import Any, Final, cast
 
 import orjson
 
 from umbrellabot.enrich.oversize import OversizeRecord, record_end, stream_record
+from umbrellabot.enrich.record_cuts import RecordCutter, TextedRecord
 from umbrellabot.enrich.text_window import (
     CLOSE_CURLY,
     OPEN_CURLY,
@@ -38,6 +44,9 @@ from umbrellabot.enrich.text_window import (
 )
 
 Entry = dict[str, Any] | OversizeRecord  # a record, or one too large to parse
+# An entry and, for a record cut out on its own (record_cuts.py), its text as in the file
+TextedEntry = tuple[Entry, bytes | None]
+Batch = list[Any] | Iterator[TextedRecord]
 
 BOM: Final = b"\xef\xbb\xbf"
 # A record boundary: `}` ws `,` ws `{`; the `}` is the candidate end of a record.
@@ -58,9 +67,16 @@ CAREFUL_BATCHES: Final = 16  # batches checked by brace counts after a false bou
 class RecordSplitter(TextWindow):
     """Cuts the records out of one log file's text: the document, then batches."""
 
+    cutter: RecordCutter  # of the batch being cut, once there is one
+
+    @property
+    def first_key(self) -> bytes | None:
+        """`{"<key>":`, the opening every record of this file was seen to begin with."""
+        return None if self.marker is None else self.marker[2:]
+
     # -- the document ------------------------------------------------------------------------
 
-    def start(self) -> Iterator[Entry]:
+    def start(self) -> Iterator[TextedEntry]:
         """Read the start of the document and return the iterator of its records."""
         self.fill()
         while len(self.buf) < 3 and not self.eof:
@@ -109,7 +125,7 @@ class RecordSplitter(TextWindow):
             i += len(token)
         return i
 
-    def whole_document(self) -> Iterator[dict[str, Any]]:
+    def whole_document(self) -> Iterator[TextedEntry]:
         """Parse all that is left as one document (a layout other than the standard one)."""
         while not self.eof:
             self.fill(self.limit)
@@ -123,9 +139,9 @@ class RecordSplitter(TextWindow):
         for index, record in enumerate(records):
             if not isinstance(record, dict):
                 raise LogFormatError(f"record {index} is not an object")
-            yield record
+            yield record, None
 
-    def record_list(self) -> Iterator[Entry]:
+    def record_list(self) -> Iterator[TextedEntry]:
         """The records of the Records list; self.pos is just after its `[`. A record longer
         than `max_record` bytes comes as an OversizeRecord, its text streamed."""
         index = 0
@@ -169,13 +185,13 @@ class RecordSplitter(TextWindow):
             except RecordTooLarge:
                 small = self.small_record()
                 if small is not None:  # the window ran ahead of a record within the limit
-                    yield small
+                    yield small, None
                     index += 1
                     i = self.skip_ws(self.pos)
                     continue
                 oversize = OversizeRecord(index, iter(()))
                 oversize.pieces = stream_record(self, oversize)
-                yield oversize
+                yield oversize, None
                 for _ in oversize.pieces:  # the reader did not want its text
                     pass
                 index += 1
@@ -185,14 +201,17 @@ class RecordSplitter(TextWindow):
                 self.reading_record = False
             if batch is None:
                 self.pos = end
-                yield record
+                yield record, None
                 index += 1
-            elif set(map(type, batch)) == DICT_ONLY:
+            elif not isinstance(batch, list):  # records cut one by one, with their texts
                 yield from batch
+                index += self.cutter.count
+            elif set(map(type, batch)) == DICT_ONLY:
+                yield from zip(batch, repeat(None))
                 index += len(batch)
             else:
                 wrong = next(n for n, item in enumerate(batch) if type(item) is not dict)
-                yield from batch[:wrong]
+                yield from zip(batch[:wrong], repeat(None))
                 raise LogFormatError(f"record {index + wrong} is not an object")
             i = self.skip_ws(self.pos)
 
@@ -243,10 +262,11 @@ class RecordSplitter(TextWindow):
 
     # -- batches -----------------------------------------------------------------------------
 
-    def batch(self) -> list[Any] | None:
-        """Parse as many whole records as the window holds from self.pos (a record's `{`), in
-        one orjson call, and move self.pos past them; None when the record at self.pos is to be
-        read on its own."""
+    def batch(self) -> Batch | None:
+        """Parse as many whole records as the window holds from self.pos (a record's `{`): cut
+        one by one with their texts (record_cuts.py; self.pos moves past each as it is taken),
+        else in one orjson call (self.pos moves past them); None when the record at self.pos
+        is to be read on its own."""
         buf = self.buf
         if self.base + self.pos < self.slow_until:
             return None
@@ -271,6 +291,9 @@ class RecordSplitter(TextWindow):
                 high = self.high()
             if self.max_record is not None and end - self.pos >= self.max_record:
                 break  # it may hold a record over the limit: one at a time, measured
+            cut = self.cut(self.pos, end)
+            if cut is not None:
+                return cut
             records, error = self.parse_batch(self.pos, end)
             if records is not None:
                 self.pos = end + 1
@@ -290,6 +313,31 @@ class RecordSplitter(TextWindow):
                 break
         self.slow_until = self.base + end
         return None
+
+    def cut(self, start: int, end: int) -> Iterator[TextedRecord] | None:
+        """The records of buf[start:end+1], cut one by one (record_cuts.py), or None when the
+        first one cannot be (it is then parsed the careful way)."""
+        if self.base + start == self.uncut:
+            return None
+        with memoryview(self.buf) as view:
+            chunk = bytes(view[start : end + 1])
+        if b"\n" in chunk or b"\r" in chunk:  # not compact: a text is to be one line
+            return None
+        self.cutter = RecordCutter(chunk, self.first_key)
+        first = self.cutter.first()
+        if first is None:
+            self.uncut = self.base + start
+            return None
+        return self.cut_records(start, first)
+
+    def cut_records(self, start: int, first: TextedRecord) -> Iterator[TextedRecord]:
+        cutter = self.cutter
+        yield from cutter.rest(first)
+        if cutter.done == len(cutter.chunk):
+            self.pos = start + cutter.done
+        else:  # the next piece is read the careful way, from the `,` before it
+            self.pos = start + cutter.done
+            self.uncut = self.base + self.pos + 1
 
     def high(self) -> int:
         """Where a batch must end: before a spot orjson has refused, if there is one ahead."""

@@ -100,6 +100,7 @@ class TextWindow:
         self.careful = 0  # how many more batch boundaries are to be checked by brace counts
         self.trouble = -1  # file offset of the last error orjson reported inside a batch
         self.slow_until = -1  # file offset up to which records are taken one at a time
+        self.uncut = -1  # file offset of a record that is not to be cut out on its own
         self.max_record = max_record  # bytes one record may take in the window (None: any)
         self.reading_record = False  # a record starts at self.pos and has not ended in buf
 

@@ -36,7 +36,7 @@ class EnrichedWriter:
             )
         self._sink = sink
         self._compressor = isal_zlib.compressobj(compresslevel, isal_zlib.DEFLATED, 31)
-        self._lines: list[bytes] = []
+        self._lines: list[bytes | memoryview] = []
         self._flush_at = self.FLUSH_BYTES
         self._closed = False
         self.records = 0
@@ -54,6 +54,24 @@ class EnrichedWriter:
         self._lines.append(line)
         self.records += 1
         self.bytes_in += len(line)
+        if self.bytes_in >= self._flush_at:
+            self._compress()
+
+    def write_text(self, text: bytes, added: bytes = b"") -> None:
+        """Append one record given as its compact JSON text (`{...}`, no line break), with
+        `added`, the text of more fields (`,"key":value...`), inserted before its last `}`."""
+        if self._closed:
+            raise ValueError("write to a closed EnrichedWriter")
+        lines = self._lines
+        if added:
+            lines.append(memoryview(text)[:-1])
+            lines.append(added)
+            lines.append(b"}\n")
+        else:
+            lines.append(text)
+            lines.append(b"\n")
+        self.records += 1
+        self.bytes_in += len(text) + len(added) + 1
         if self.bytes_in >= self._flush_at:
             self._compress()
 

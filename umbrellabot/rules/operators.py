@@ -14,74 +14,34 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from umbrellabot.rules.inline import (
+    inline_contains,
+    inline_equals,
+    inline_exists,
+    inline_in,
+    inline_negated,
+    inline_prefix,
+    inline_present,
+    inline_suffix,
+)
+from umbrellabot.rules.operands import (
+    Const,
+    Inline,
+    OperandError,
+    as_number,
+    as_text,
+    fold_for,
+    scalar_operand,
+    scalars,
+    strings,
+)
 from umbrellabot.rules.regex_literals import required_literals
+
+__all__ = ["BY_NAME", "OPERATORS", "OperandError", "Operator", "ValuesTest", "as_text"]
 
 ValuesTest = Callable[[list[Any]], bool]
 ValueTest = Callable[[Any], bool]
-
-
-class OperandError(ValueError):
-    """The operand of an operator is unusable; the message says what was expected."""
-
-
-def as_text(value: Any) -> str | None:
-    """The text CloudTrail would write for a scalar: True -> 'true', 22 -> '22'; an object's
-    text is its compact JSON (so `requestParameters: {contains: …}` searches all of it)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return orjson.dumps(value).decode()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    return None
-
-
-def as_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
-
-
-def _is_scalar(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool)
-
-
-def _scalars(operand: Any, *, allow_single: bool) -> list[str]:
-    items = operand if isinstance(operand, list) else [operand] if allow_single else None
-    if items is None or not items:
-        raise OperandError("expected a non-empty list of values")
-    texts = []
-    for item in items:
-        if not _is_scalar(item):
-            raise OperandError(f"expected text, numbers or booleans, got {type(item).__name__}")
-        text = as_text(item)
-        assert text is not None
-        texts.append(text)
-    return texts
-
-
-def _strings(operand: Any) -> list[str]:
-    items = operand if isinstance(operand, list) else [operand]
-    if not items or not all(isinstance(item, str) for item in items):
-        raise OperandError("expected text or a list of text")
-    return list(items)
-
-
-def _fold(case_sensitive: bool) -> Callable[[str], str]:
-    return (lambda text: text) if case_sensitive else str.casefold
+Literals = tuple[str, ...] | None
 
 
 def _any(test: ValueTest) -> ValuesTest:
@@ -100,7 +60,7 @@ def _none(test: ValueTest) -> ValuesTest:
 
 
 def _text_test(case_sensitive: bool, check: Callable[[str], bool]) -> ValueTest:
-    fold = _fold(case_sensitive)
+    fold = fold_for(case_sensitive)
 
     def test(value: Any) -> bool:
         if value.__class__ is str:  # the common case, without a call
@@ -112,7 +72,7 @@ def _text_test(case_sensitive: bool, check: Callable[[str], bool]) -> ValueTest:
 
 
 def _one_of(operand: list[str], case_sensitive: bool) -> ValueTest:
-    fold = _fold(case_sensitive)
+    fold = fold_for(case_sensitive)
     wanted = frozenset(fold(item) for item in operand)
     if case_sensitive:
         return _text_test(case_sensitive, wanted.__contains__)
@@ -128,70 +88,107 @@ def _one_of(operand: list[str], case_sensitive: bool) -> ValueTest:
 
 
 def build_equals(operand: Any, case_sensitive: bool) -> ValuesTest:
-    return _any(_one_of(_scalar_operand(operand), case_sensitive))
+    return _any(_one_of(scalar_operand(operand), case_sensitive))
 
 
 def build_not_equals(operand: Any, case_sensitive: bool) -> ValuesTest:
-    return _none(_one_of(_scalar_operand(operand), case_sensitive))
-
-
-def _scalar_operand(operand: Any) -> list[str]:
-    if isinstance(operand, list):
-        raise OperandError("expected a single value (use `in` for a list)")
-    return _scalars(operand, allow_single=True)
+    return _none(_one_of(scalar_operand(operand), case_sensitive))
 
 
 def build_in(operand: Any, case_sensitive: bool) -> ValuesTest:
-    return _any(_one_of(_scalars(operand, allow_single=False), case_sensitive))
+    return _any(_one_of(scalars(operand, allow_single=False), case_sensitive))
 
 
 def build_not_in(operand: Any, case_sensitive: bool) -> ValuesTest:
-    return _none(_one_of(_scalars(operand, allow_single=False), case_sensitive))
+    return _none(_one_of(scalars(operand, allow_single=False), case_sensitive))
+
+
+Search = Callable[[str], object]
+
+
+def _pattern_parts(patterns: Sequence[str], case_sensitive: bool) -> tuple[Search, Literals]:
+    """The search of the alternation of `patterns`, and the literals one of which its every
+    match contains (None when some pattern has none)."""
+    flags = 0 if case_sensitive else re.IGNORECASE
+    alternation = patterns[0] if len(patterns) == 1 else "|".join(f"(?:{p})" for p in patterns)
+    try:
+        compiled = re.compile(alternation, flags)
+    except re.error as err:  # each compiles alone: a global flag, `(?i)`, inside the list
+        raise OperandError(f"patterns cannot be combined: {err} (write (?i:...) instead)") from None
+    return compiled.search, required_literals(list(patterns), flags)
 
 
 def _pattern_test(patterns: Sequence[str], case_sensitive: bool) -> ValueTest:
-    flags = 0 if case_sensitive else re.IGNORECASE
-    compiled = re.compile("|".join(f"(?:{p})" for p in patterns), flags)
-    literals = required_literals(list(patterns), flags)
+    search, literals = _pattern_parts(patterns, case_sensitive)
     if literals is None:
-        return _text_test(True, lambda text: compiled.search(text) is not None)
+        return _text_test(True, lambda text: search(text) is not None)
     # every match contains one of the literals: a text with none is no match, unsearched
     return _text_test(
         True,
-        lambda text: any(lit in text for lit in literals) and compiled.search(text) is not None,
+        lambda text: any(lit in text for lit in literals) and search(text) is not None,
     )
 
 
-def build_glob(operand: Any, case_sensitive: bool) -> ValuesTest:
-    patterns = [fnmatch.translate(item) for item in _strings(operand)]
-    return _any(_pattern_test([rf"\A{p}" for p in patterns], case_sensitive))
+def _inline_pattern(patterns_of: Callable[[Any], list[str]]) -> Inline:
+    """The inline form of a pattern operator: the literal test, then the search."""
+
+    def inline(operand: Any, case_sensitive: bool, value: str, const: Const) -> str:
+        search, literals = _pattern_parts(patterns_of(operand), case_sensitive)
+        found = f"{const(search)}({value}) is not None"
+        if literals is None:
+            return found
+        if len(literals) == 1:
+            return f"({const(literals[0])} in {value} and {found})"
+        return f"(any(literal in {value} for literal in {const(literals)}) and {found})"
+
+    return inline
 
 
-def build_regex(operand: Any, case_sensitive: bool) -> ValuesTest:
-    patterns = _strings(operand)
+def _glob_patterns(operand: Any) -> list[str]:
+    return [rf"\A{fnmatch.translate(item)}" for item in strings(operand)]
+
+
+def _regex_patterns(operand: Any) -> list[str]:
+    patterns = strings(operand)
     for pattern in patterns:
         try:
             re.compile(pattern)
         except re.error as err:
             raise OperandError(f"bad regular expression {pattern!r}: {err}") from None
-    return _any(_pattern_test(patterns, case_sensitive))
+    return patterns
+
+
+def _wildcard_patterns(operand: Any) -> list[str]:
+    return [wildcard_regex(item) for item in strings(operand)]
+
+
+def build_glob(operand: Any, case_sensitive: bool) -> ValuesTest:
+    return _any(_pattern_test(_glob_patterns(operand), case_sensitive))
+
+
+def build_regex(operand: Any, case_sensitive: bool) -> ValuesTest:
+    return _any(_pattern_test(_regex_patterns(operand), case_sensitive))
+
+
+def build_wildcard(operand: Any, case_sensitive: bool) -> ValuesTest:
+    return _any(_pattern_test(_wildcard_patterns(operand), case_sensitive))
 
 
 def build_prefix(operand: Any, case_sensitive: bool) -> ValuesTest:
-    fold = _fold(case_sensitive)
-    prefixes = tuple(fold(item) for item in _strings(operand))
+    fold = fold_for(case_sensitive)
+    prefixes = tuple(fold(item) for item in strings(operand))
     return _any(_text_test(case_sensitive, lambda text: text.startswith(prefixes)))
 
 
 def build_suffix(operand: Any, case_sensitive: bool) -> ValuesTest:
-    fold = _fold(case_sensitive)
-    suffixes = tuple(fold(item) for item in _strings(operand))
+    fold = fold_for(case_sensitive)
+    suffixes = tuple(fold(item) for item in strings(operand))
     return _any(_text_test(case_sensitive, lambda text: text.endswith(suffixes)))
 
 
 def build_contains(operand: Any, case_sensitive: bool) -> ValuesTest:
-    fold = _fold(case_sensitive)
-    needles = tuple(fold(item) for item in _strings(operand))
+    fold = fold_for(case_sensitive)
+    needles = tuple(fold(item) for item in strings(operand))
     return _any(_text_test(case_sensitive, lambda text: any(n in text for n in needles)))
 
 
@@ -209,10 +206,6 @@ def wildcard_regex(pattern: str) -> str:
         out.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
         index += 1
     return r"\A(?s:" + "".join(out) + r")\Z"
-
-
-def build_wildcard(operand: Any, case_sensitive: bool) -> ValuesTest:
-    return _any(_pattern_test([wildcard_regex(item) for item in _strings(operand)], case_sensitive))
 
 
 def build_present(operand: Any, case_sensitive: bool) -> ValuesTest:
@@ -250,7 +243,7 @@ def _numeric(compare: Callable[[float, float], bool]) -> Callable[[Any, bool], V
 
 def build_cidr(operand: Any, case_sensitive: bool) -> ValuesTest:
     networks = []
-    for item in _strings(operand):
+    for item in strings(operand):
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
@@ -285,10 +278,19 @@ class Operator:
     negated: bool = False  # holds when no value matches (so also when the field is missing)
     nested: bool = False  # the operand is an expression applied to each element
     references: bool = False  # the operand may be {field: path}: a value of the same event
+    inline: Inline | None = None  # the test on one text value as Python source (codegen.py)
 
 
 OPERATORS: tuple[Operator, ...] = (
-    Operator("equals", build_equals, "a value", ("eq",), text=True, references=True),
+    Operator(
+        "equals",
+        build_equals,
+        "a value",
+        ("eq",),
+        text=True,
+        references=True,
+        inline=inline_equals,
+    ),
     Operator(
         "not_equals",
         build_not_equals,
@@ -297,19 +299,80 @@ OPERATORS: tuple[Operator, ...] = (
         text=True,
         references=True,
         negated=True,
+        inline=inline_negated(inline_equals),
     ),
-    Operator("in", build_in, "a list of values", ("one_of",), text=True, references=True),
     Operator(
-        "not_in", build_not_in, "a list of values", (), text=True, references=True, negated=True
+        "in",
+        build_in,
+        "a list of values",
+        ("one_of",),
+        text=True,
+        references=True,
+        inline=inline_in,
     ),
-    Operator("glob", build_glob, "a pattern or list", (), text=True),
-    Operator("prefix", build_prefix, "text or a list", ("startswith",), text=True, references=True),
-    Operator("suffix", build_suffix, "text or a list", ("endswith",), text=True, references=True),
-    Operator("contains", build_contains, "text or a list", (), text=True, references=True),
-    Operator("regex", build_regex, "a regular expression or list", ("re",), text=True),
-    Operator("wildcard", build_wildcard, "a pattern with * and ?, \\ escapes", (), text=True),
-    Operator("exists", build_exists, "true or false"),
-    Operator("present", build_present, "true or false"),
+    Operator(
+        "not_in",
+        build_not_in,
+        "a list of values",
+        (),
+        text=True,
+        references=True,
+        negated=True,
+        inline=inline_negated(inline_in),
+    ),
+    Operator(
+        "glob",
+        build_glob,
+        "a pattern or list",
+        (),
+        text=True,
+        inline=_inline_pattern(_glob_patterns),
+    ),
+    Operator(
+        "prefix",
+        build_prefix,
+        "text or a list",
+        ("startswith",),
+        text=True,
+        references=True,
+        inline=inline_prefix,
+    ),
+    Operator(
+        "suffix",
+        build_suffix,
+        "text or a list",
+        ("endswith",),
+        text=True,
+        references=True,
+        inline=inline_suffix,
+    ),
+    Operator(
+        "contains",
+        build_contains,
+        "text or a list",
+        (),
+        text=True,
+        references=True,
+        inline=inline_contains,
+    ),
+    Operator(
+        "regex",
+        build_regex,
+        "a regular expression or list",
+        ("re",),
+        text=True,
+        inline=_inline_pattern(_regex_patterns),
+    ),
+    Operator(
+        "wildcard",
+        build_wildcard,
+        "a pattern with * and ?, \\ escapes",
+        (),
+        text=True,
+        inline=_inline_pattern(_wildcard_patterns),
+    ),
+    Operator("exists", build_exists, "true or false", inline=inline_exists),
+    Operator("present", build_present, "true or false", inline=inline_present),
     Operator("gt", _numeric(lambda a, b: a > b), "a number"),
     Operator("gte", _numeric(lambda a, b: a >= b), "a number"),
     Operator("lt", _numeric(lambda a, b: a < b), "a number"),

@@ -17,6 +17,7 @@ from umbrellabot.errors import ProblemsError
 from umbrellabot.model.records import Event
 from umbrellabot.model.severity import Severity
 from umbrellabot.rules.catalog import load_items
+from umbrellabot.rules.codegen import compile_predicate
 from umbrellabot.rules.context import ContextField, parse_context
 from umbrellabot.rules.expressions import (
     ExpressionError,
@@ -89,14 +90,6 @@ _KNOWN_KEYS = frozenset(
     {*_REQUIRED, *_TEXT_KEYS, *_LIST_KEYS, "enabled", "unless", "context", "tests"}
 )
 _TEST_KEYS = frozenset({"name", "expect", "record", "geo_country"})
-
-
-def _compile(match: Node, unless: Node | None) -> Predicate:
-    matches = match.compile()
-    if unless is None:
-        return matches
-    excluded = unless.compile()
-    return lambda event: matches(event) and not excluded(event)
 
 
 def _text_list(value: Any, key: str) -> tuple[str, ...]:
@@ -178,7 +171,7 @@ def parse_rule(spec: Mapping[str, Any], source: Path, variables: Mapping[str, An
         panther_rules=lists.get("panther_rules", ()),
         context=parse_context(spec["context"]) if "context" in spec else (),
         tests=_parse_tests(spec.get("tests", [])),
-        predicate=_compile(match, unless),
+        predicate=compile_predicate(match, unless),
     )
 
 
@@ -208,7 +201,7 @@ def parse_sigma_rule(
         references=parts.references,
         kind=SIGMA_KIND,
         name=parts.name,
-        predicate=parts.match.compile(),
+        predicate=compile_predicate(parts.match),
     )
 
 

@@ -57,7 +57,7 @@ def test_rules_path_accepts_the_word_default_and_list_says_where_each_came_from(
     assert cli.main(["rules", "list"]) == cli.EXIT_OK
     out = capsys.readouterr().out
     rows = {line.split("│")[1].strip(): line for line in out.splitlines() if line.count("│") > 4}
-    assert len(rows) == 81  # 79 default rules and ours (one replaced, none lost)
+    assert len(rows) == 98  # 96 default rules and ours (one replaced, none lost)
     assert "default/identity.yaml" in rows["root-console-login"]
     assert "mine.yaml (replaces default/identity.yaml)" in rows["iam-user-created"]
     assert "default/identity.yaml (disabled in mine.yaml)" in rows["access-denied"]

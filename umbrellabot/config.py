@@ -21,8 +21,9 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
+from umbrellabot.config_scale import ScaleOutSettings
 from umbrellabot.env_check import (
     EnvFileError,
     check_env_file,
@@ -56,7 +57,7 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-class Settings(BaseSettings):
+class Settings(ScaleOutSettings):
     model_config = SettingsConfigDict(
         env_file=DEFAULT_ENV_FILE,
         env_file_encoding="utf-8",
@@ -395,6 +396,7 @@ def load_settings(**overrides: Any) -> Settings:
             f"invalid setting {name} {source_of(name, env_file)}: {message}"
         ) from None
     problem = placeholder_in(settings, lambda key: source_of(key, env_file))
+    problem = problem or settings.check_ingest_mode()
     if problem is not None:
         raise SettingsError(problem)
     return settings

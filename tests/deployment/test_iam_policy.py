@@ -21,6 +21,8 @@ PLACEHOLDERS = {
     "ATHENA_INSIGHTS_TABLE": "cloudtrail_insights",
     "TRAIL_PREFIX": "AWSLogs/",
     "KMS_KEY_ARN": "arn:aws:kms:us-east-1:999988887777:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "SQS_QUEUE_NAME": "cloudtrail-files",
+    "SQS_DEAD_LETTER_QUEUE_NAME": "cloudtrail-files-dead",
 }
 KEY = PLACEHOLDERS["KMS_KEY_ARN"]
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
@@ -36,6 +38,8 @@ LAYOUT_TABLE = f"arn:aws:glue:{REGION}:{ACCOUNT}:table/default/cloudtrail_enrich
 INSIGHTS_TABLE = f"arn:aws:glue:{REGION}:{ACCOUNT}:table/default/cloudtrail_insights"
 INSIGHT_LOG = f"{BUCKET_ARN}/AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2026/11/29/i.json.gz"
 INSIGHT_COPY = INSIGHT_LOG.replace("/AWSLogs/", "/processed/AWSLogs/")
+QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:cloudtrail-files"  # INGEST_MODE=sqs
+DEAD_LETTERS = f"arn:aws:sqs:{REGION}:{ACCOUNT}:cloudtrail-files-dead"
 # Athena reads the table and writes results with the caller's permissions.
 ATHENA_READS = [
     ("glue:GetDatabase", DATABASE),
@@ -95,12 +99,18 @@ NEEDS: dict[tuple[str, str], list[tuple[str, str]]] = {
     # ACCOUNT_NAMES_FROM_ORGANIZATIONS (storage/organizations.py); ListAccounts has no
     # resource-level permissions, so its statement's Resource is "*"
     ("organizations", "list_accounts"): [("organizations:ListAccounts", "*")],
+    # INGEST_MODE=sqs (storage/sqs.py): the queue, and its dead letters; `retry` announces again
+    ("sqs", "receive_message"): [("sqs:ReceiveMessage", QUEUE)],
+    ("sqs", "delete_message"): [("sqs:DeleteMessage", QUEUE)],
+    ("sqs", "change_message_visibility"): [("sqs:ChangeMessageVisibility", QUEUE)],
+    ("sqs", "send_message"): [("sqs:SendMessage", DEAD_LETTERS), ("sqs:SendMessage", QUEUE)],
 }
 SERVICE_OF_MODULE = {
     "s3.py": "s3",
     "athena.py": "athena",
     "athena_catalog.py": "glue",
     "organizations.py": "organizations",
+    "sqs.py": "sqs",
 }
 NO_RESOURCE_LEVEL = {"organizations:ListAccounts"}  # AWS allows only Resource "*" for these
 _CALL = re.compile(r"""_call\(\s*["']([a-z0-9_]+)["']""")
@@ -165,6 +175,8 @@ def test_least_privilege() -> None:
             assert resource not in ("*", f"{BUCKET_ARN}/*"), f"too broad: {resource}"
     assert not allowed("s3:PutObject", LOG)  # CloudTrail's own logs are never written
     assert not allowed("s3:DeleteObject", PROCESSED)
+    assert not allowed("sqs:ReceiveMessage", DEAD_LETTERS)  # dead letters are for people
+    assert not allowed("sqs:DeleteQueue", QUEUE)
     assert not allowed("s3:GetObject", "arn:aws:s3:::another-bucket/AWSLogs/x")
     assert not allowed(
         "athena:StartQueryExecution", f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/other"

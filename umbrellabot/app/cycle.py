@@ -76,21 +76,60 @@ async def cycle(
     on_file_done: Callable[[], None] | None = None,
     *,
     deliver: bool = True,
+    ingest: bool = True,
 ) -> CycleOutcome:
     """One ingest cycle, then the detections, then (`deliver`) delivery of the outbox; the
-    daemon delivers from its own task instead. Counters move as each file is committed."""
+    daemon delivers from its own task instead. Counters move as each file is committed.
+    Without `ingest` (INGEST_MODE=sqs between sweeps: the queue brings the files) nothing is
+    listed: the detections, pruning and delivery run alone."""
     started = time.monotonic()
     metrics = svc.metrics
     faults_before = Counter(svc.store.faults)
     breaks_before = svc.ingestor.pool.breaks
     previous_success = await asyncio.to_thread(svc.state.cycles.last_success_at)
     await svc.names.refresh()  # ACCOUNT_NAMES_FROM_ORGANIZATIONS: at start, then daily
+    report = await _ingest(svc, days, on_planned, on_file_done, deliver) if ingest else None
+    outcome = CycleOutcome(report if report is not None else CycleReport())
+    _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=True)
+    metrics.worker_restarts.inc(svc.ingestor.pool.breaks - breaks_before)
+    await asyncio.to_thread(_prune, svc.state, svc.settings.state_retention_days)
+    await _detect(svc, outcome, previous_success)
+    if deliver:
+        failures_before = svc.notifier.failures
+        outcome.delivered = await flush_outbox(
+            svc.state.outbox, svc.notifier, owner=svc.owner, triage=svc.state.triage
+        )
+        slack_failures = svc.notifier.failures - failures_before
+        if slack_failures:
+            metrics.errors.labels(component="slack").inc(slack_failures)
+        metrics.delivered.inc(outcome.delivered)
+    if svc.settings.slack_cycle_summary and outcome.report.files:
+        await svc.notifier.post_cycle_summary(outcome.report)
+    metrics.cycles.labels(outcome="succeeded").inc()
+    metrics.file_failures.inc(len(outcome.report.failed) + len(outcome.report.abandoned))
+    metrics.files_abandoned.inc(len(outcome.report.abandoned))
+    metrics.new_alerts.inc(outcome.detection_alerts)
+    metrics.cycle_seconds.observe(time.monotonic() - started)
+    metrics.outbox_depth.set(await asyncio.to_thread(svc.state.outbox.outbox_depth))
+    metrics.last_success.set(time.time())
+    return outcome
+
+
+async def _ingest(
+    svc: Services,
+    days: Sequence[date] | None,
+    on_planned: Callable[[int], None] | None,
+    on_file_done: Callable[[], None] | None,
+    deliver: bool,
+) -> CycleReport:
+    """The listing and the files it finds; refusals and the silence check are alerted."""
+    faults_before = Counter(svc.store.faults)
     try:
         report = await svc.ingestor.run_cycle(
-            days, on_planned, on_file_done, on_enriched=partial(_count_file, metrics)
+            days, on_planned, on_file_done, on_enriched=partial(count_file, svc.metrics)
         )
     except BaseException as err:
-        metrics.cycles.labels(outcome="failed").inc()
+        svc.metrics.cycles.labels(outcome="failed").inc()
         _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=False)
         refusals = _refusals_of(err)
         if refusals:  # nothing readable: told in Slack too, not only in the log
@@ -103,30 +142,7 @@ async def cycle(
     await _alert_refusals(svc, report.refusals)
     if days is None:
         await _check_silence(svc)
-    _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=True)
-    metrics.worker_restarts.inc(svc.ingestor.pool.breaks - breaks_before)
-    outcome = CycleOutcome(report)
-    await asyncio.to_thread(_prune, svc.state, svc.settings.state_retention_days)
-    await _detect(svc, outcome, previous_success)
-    if deliver:
-        failures_before = svc.notifier.failures
-        outcome.delivered = await flush_outbox(
-            svc.state.outbox, svc.notifier, owner=svc.owner, triage=svc.state.triage
-        )
-        slack_failures = svc.notifier.failures - failures_before
-        if slack_failures:
-            metrics.errors.labels(component="slack").inc(slack_failures)
-        metrics.delivered.inc(outcome.delivered)
-    if svc.settings.slack_cycle_summary and report.files:
-        await svc.notifier.post_cycle_summary(report)
-    metrics.cycles.labels(outcome="succeeded").inc()
-    metrics.file_failures.inc(len(report.failed) + len(report.abandoned))
-    metrics.files_abandoned.inc(len(report.abandoned))
-    metrics.new_alerts.inc(outcome.detection_alerts)
-    metrics.cycle_seconds.observe(time.monotonic() - started)
-    metrics.outbox_depth.set(await asyncio.to_thread(svc.state.outbox.outbox_depth))
-    metrics.last_success.set(time.time())
-    return outcome
+    return report
 
 
 async def _check_silence(svc: Services) -> None:
@@ -172,7 +188,7 @@ def _prune(state: StateBackend, retention_days: int) -> None:
     state.digests.prune_quiet(datetime.fromtimestamp(cutoff, UTC).date().isoformat())
 
 
-def _count_file(metrics: Metrics, done: FileDone) -> None:
+def count_file(metrics: Metrics, done: FileDone) -> None:
     metrics.files.inc()
     metrics.records.inc(done.records)
     metrics.new_alerts.inc(done.new_alerts)

@@ -6,6 +6,7 @@ SIGINT stop it cleanly (files in flight finish within a budget), a second signal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
@@ -20,12 +21,13 @@ from typing import Any
 from apscheduler.triggers.cron import CronTrigger
 from rich.console import Console
 
-from umbrellabot.app import athena_tables, schedule, wiring
-from umbrellabot.app.cycle import cycle
+from umbrellabot.app import athena_tables, schedule, wiring, wiring_scale
+from umbrellabot.app.cycle import count_file, cycle
 from umbrellabot.app.delivery import DeliveryLoop
 from umbrellabot.app.digest import post_digest
 from umbrellabot.app.health import Readiness, health_app, start_health_server
 from umbrellabot.app.projection import ProjectionWatch
+from umbrellabot.app.queue_ingest import QueueIngest
 from umbrellabot.app.services import Services, services
 from umbrellabot.config import Settings
 from umbrellabot.errors import UsageError
@@ -34,8 +36,10 @@ from umbrellabot.slack.bot import SlackBotError
 from umbrellabot.slack.client import slack_client
 from umbrellabot.slack.recent import recent_from_outbox
 from umbrellabot.storage.s3 import S3AccessError, S3TransientError
+from umbrellabot.storage.sqs import QueueError
 
 log = logging.getLogger(__name__)
+QUEUE_RETRY_S = 60.0  # after the queue refused (no such queue, access denied)
 
 
 def _kill_workers() -> None:
@@ -53,6 +57,9 @@ class Daemon:
         self.stopping = asyncio.Event()
         self._signals = 0
         self._cycle: asyncio.Task[Any] | None = None
+        self._one_cycle = asyncio.Lock()
+        self._consumer: QueueIngest | None = None  # INGEST_MODE=sqs
+        self._consuming: asyncio.Task[None] | None = None
         self._delivery: DeliveryLoop | None = None
         self._projection = ProjectionWatch(
             partial(athena_tables.update_projection, settings)
@@ -69,10 +76,14 @@ class Daemon:
         log.info("%s: finishing the files in flight, then exiting", signal.Signals(number).name)
         self.stopping.set()
 
-    async def _job(self, svc: Services, readiness: Readiness) -> None:
+    async def _job(self, svc: Services, readiness: Readiness, ingest: bool = True) -> None:
+        async with self._one_cycle:  # the cycle and the reconciliation sweep: one at a time
+            await self._run_cycle(svc, readiness, ingest)
+
+    async def _run_cycle(self, svc: Services, readiness: Readiness, ingest: bool) -> None:
         self._cycle = asyncio.current_task()
         try:
-            outcome = await cycle(svc, deliver=False)  # the delivery task delivers
+            outcome = await cycle(svc, deliver=False, ingest=ingest)  # delivery has its task
         except (S3AccessError, S3TransientError, QueryError, UsageError) as err:
             # AWS refusing or not answering: one line naming the operation, no traceback
             readiness.last_error = str(err)
@@ -152,6 +163,8 @@ class Daemon:
                 triage=svc.state.triage,
             )
             delivering = asyncio.create_task(self._delivery.run())
+            if settings.ingest_mode == "sqs":
+                await self._start_consumer(svc, readiness, stack)
             # Everything wired so far lives as long as the process: out of the collector's
             # sight, full collections no longer pause the loop for tens of milliseconds.
             gc.freeze()
@@ -159,13 +172,23 @@ class Daemon:
             scheduler.add_job(
                 self._job,
                 schedule.trigger(settings),
-                args=(svc, readiness),
+                args=(svc, readiness, settings.ingest_mode == "list"),
                 id="cycle",
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,
                 next_run_time=datetime.now(UTC),
             )  # and one cycle at start
+            if settings.ingest_mode == "sqs" and settings.reconcile_schedule:
+                scheduler.add_job(  # what a lost notification never announced
+                    self._job,
+                    CronTrigger.from_crontab(settings.reconcile_schedule, timezone=UTC),
+                    args=(svc, readiness, True),
+                    id="reconcile",
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=None,
+                )
             if settings.digest_schedule and settings.slack_enabled() and settings.slack_channel:
                 scheduler.add_job(
                     self._digest,
@@ -178,9 +201,10 @@ class Daemon:
                 )
             scheduler.start()
             log.info(
-                "umbrellabot running: %s, every %s",
+                "umbrellabot running: %s, every %s%s",
                 svc.where,
                 settings.schedule or f"{settings.poll_interval}s",
+                f"; files from {settings.sqs_queue_url}" if self._consumer else "",
             )
             await self.stopping.wait()
             # pause, not shutdown: APScheduler's shutdown cancels the running cycle at once
@@ -189,6 +213,38 @@ class Daemon:
             scheduler.shutdown(wait=False)
         log.info("umbrellabot stopped")
         return 0
+
+    async def _start_consumer(
+        self, svc: Services, readiness: Readiness, stack: AsyncExitStack
+    ) -> None:
+        """INGEST_MODE=sqs: the queue's files, in a task beside the scheduler."""
+        queue, dead_letters = await stack.enter_async_context(
+            wiring_scale.open_queues(svc.settings)
+        )
+        delivery = self._delivery
+        consumer = QueueIngest(
+            svc.settings,
+            svc.ingestor,
+            queue,
+            dead_letters,
+            on_batch=delivery.wake if delivery else None,
+            on_enriched=partial(count_file, svc.metrics),
+        )
+        readiness.checks.append(consumer.problem)
+        self._consumer = consumer
+        self._consuming = asyncio.create_task(self._consume(svc, consumer))
+
+    async def _consume(self, svc: Services, consumer: QueueIngest) -> None:
+        while not self.stopping.is_set():
+            try:
+                await consumer.run()
+                return
+            except QueueError as err:  # no such queue, access denied: said, tried again
+                consumer.error = str(err)
+                svc.metrics.errors.labels(component="sqs").inc()
+                log.error("%s; trying again in %d s", err, QUEUE_RETRY_S)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), QUEUE_RETRY_S)
 
     async def _setup_athena(self, svc: Services) -> None:
         if not (self.settings.athena_setup_on_start and self.settings.uses_athena()):
@@ -240,6 +296,16 @@ class Daemon:
         budget = self.settings.shutdown_timeout_s
         deadline = time.monotonic() + budget * 0.6
         svc.ingestor.request_stop()
+        if self._consumer is not None and self._consuming is not None:
+            self._consumer.request_stop()
+            try:  # the files in flight finish; their messages are deleted or come back
+                await asyncio.wait_for(
+                    asyncio.shield(self._consuming), max(0.0, deadline - time.monotonic())
+                )
+            except (TimeoutError, asyncio.CancelledError):
+                self._consuming.cancel()
+                await asyncio.gather(self._consuming, return_exceptions=True)
+                _kill_workers()
         running = self._cycle
         if running is not None and not running.done():
             try:

@@ -104,7 +104,7 @@ class Ingestor:
             settings.sigma_skip_unsupported,
         )
         self.owner = owner or process_owner()
-        self._work_dir = private_work_dir(settings.state_dir, self.owner)
+        self.work_dir = private_work_dir(settings.state_dir, self.owner)
         self.work = FileWork(
             settings,
             files=files,
@@ -113,7 +113,7 @@ class Ingestor:
             geo=geo,
             pool=self.pool,
             output_for=self.output_for,
-            in_db=self._in_db,
+            in_db=self.in_db,
         )
 
     def request_stop(self) -> None:
@@ -123,9 +123,9 @@ class Ingestor:
     def close(self) -> None:
         self.pool.close()
         self._db.shutdown(wait=True)
-        shutil.rmtree(self._work_dir, ignore_errors=True)
+        shutil.rmtree(self.work_dir, ignore_errors=True)
 
-    async def _in_db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def in_db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._db, partial(function, *args, **kwargs))
 
@@ -141,12 +141,12 @@ class Ingestor:
         report = CycleReport()
         before = Counter(self.s3.requests)
         faults_before = Counter(self.s3.faults)
-        cycle_id = await self._in_db(self.cycles.start_cycle)
+        cycle_id = await self.in_db(self.cycles.start_cycle)
         try:
             self._on_enriched = on_enriched
             await self._cycle(report, days, on_planned, on_file_done)
         except BaseException as err:
-            await self._in_db(
+            await self.in_db(
                 self.cycles.finish_cycle, cycle_id, error=str(err) or repr(err), **_counts(report)
             )
             raise
@@ -154,7 +154,7 @@ class Ingestor:
             report.duration_s = time.time() - report.started_at
             report.requests = Counter(self.s3.requests) - before
             report.faults = Counter(self.s3.faults) - faults_before
-        await self._in_db(self.cycles.finish_cycle, cycle_id, **_counts(report))
+        await self.in_db(self.cycles.finish_cycle, cycle_id, **_counts(report))
         return report
 
     async def _cycle(
@@ -186,7 +186,7 @@ class Ingestor:
         elif days is not None:
             prefixes = [region.day_prefix(day) for region in folders for day in days]
         else:
-            prefixes = await self._in_db(
+            prefixes = await self.in_db(
                 catch_up_prefixes,
                 self.files,
                 folders,
@@ -198,7 +198,7 @@ class Ingestor:
         refused = _Refused(found.refused, listing.refused)
         listed = listing.files
         report.listed = len(listed)
-        known = await self._in_db(self.files.file_states, prefixes)
+        known = await self.in_db(self.files.file_states, prefixes)
         now = time.time()
         todo = sorted(
             (item for item in listed if needs_work(item, known.get(item.key), now)),
@@ -213,8 +213,8 @@ class Ingestor:
         )
         if on_planned:
             on_planned(len(todo))
-        self._work_dir.mkdir(parents=True, exist_ok=True)
-        await self._in_db(self._release_the_gone)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        await self.in_db(self.release_the_gone)
         queue = iter(enumerate(todo))  # shared by the lanes: a backlog costs no task per file
 
         async def lane() -> None:
@@ -240,18 +240,18 @@ class Ingestor:
         refused.raise_if_nothing_readable(folders)
         if catching_up and not self._stopping:  # every file of those days done or waiting
             readable = [r.prefix for r in folders if not refused.covers(r.prefix)]
-            await self._in_db(self.files.mark_listed, readable, today)
+            await self.in_db(self.files.mark_listed, readable, today)
 
     async def _one_file(
         self, item: ObjectInfo, number: int, report: CycleReport, refused: _Refused
     ) -> None:
         try:
-            async with self._lease(item) as mine:
+            async with self.lease(item) as mine:
                 if mine:
                     await self.work.process(
                         item,
-                        self._work_dir / f"{number}.in",
-                        self._work_dir / f"{number}.out",
+                        self.work_dir / f"{number}.in",
+                        self.work_dir / f"{number}.out",
                         report,
                         self._on_enriched,
                         self.alerts_since,
@@ -259,7 +259,7 @@ class Ingestor:
         except S3Refused as refusal:  # this key's folder waits; the others go on
             refused.add(item.key, refusal)
 
-    def _release_the_gone(self) -> None:
+    def release_the_gone(self) -> None:
         """The leases of processes of this host that were killed: their files at once."""
         for owner in self.files.lease_owners():
             if owner_gone(owner):
@@ -267,26 +267,26 @@ class Ingestor:
                 log.info("released %d file leases of %s, which is gone", released, owner)
 
     @asynccontextmanager
-    async def _lease(self, item: ObjectInfo) -> AsyncIterator[bool]:
+    async def lease(self, item: ObjectInfo) -> AsyncIterator[bool]:
         """Whether this process may work on `item` now: it holds the file's lease (renewed
         while the file is worked on) and the file still needs work once the lease is held."""
-        if not await self._in_db(self.files.claim, item.key, self.owner, LEASE_S):
+        if not await self.in_db(self.files.claim, item.key, self.owner, LEASE_S):
             log.info("%s is being processed by another process", self.s3.location(item.key))
             yield False
             return
         renewing = asyncio.create_task(self._renew(item.key))
         try:
-            known = await self._in_db(self.files.file_states, [item.key])
+            known = await self.in_db(self.files.file_states, [item.key])
             yield needs_work(item, known.get(item.key), time.time())
         finally:
             renewing.cancel()
             await asyncio.gather(renewing, return_exceptions=True)
-            await self._in_db(self.files.release, item.key, self.owner)
+            await self.in_db(self.files.release, item.key, self.owner)
 
     async def _renew(self, key: str) -> None:
         while True:
             await asyncio.sleep(LEASE_S / 3)
-            await self._in_db(self.files.claim, key, self.owner, LEASE_S)
+            await self.in_db(self.files.claim, key, self.owner, LEASE_S)
 
 
 class _Refused:

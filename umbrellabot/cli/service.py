@@ -20,7 +20,7 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from umbrellabot.app import athena_tables, logs, render, wiring
+from umbrellabot.app import athena_tables, logs, render, wiring, wiring_scale
 from umbrellabot.app.cycle import CycleOutcome, backfill, run_once
 from umbrellabot.app.daemon import Daemon
 from umbrellabot.app.services import Services, lookup
@@ -208,10 +208,13 @@ def cmd_retry(args: argparse.Namespace) -> int:
         state.close()
     for key in back:
         stdout.print(render.safe(key, 2000))
+    queued = settings.ingest_mode == "sqs" and bool(back)
+    if queued:  # announced again: the queue's workers take them now
+        asyncio.run(wiring_scale.announce_again(settings, back))
+    them = "them" if len(back) != 1 else "it"
+    then = f"{them} announced on SQS_QUEUE_URL" if queued else f"the next cycle processes {them}"
     stdout.print(
-        f"{len(back)} file{'s' if len(back) != 1 else ''} put back: the next cycle processes"
-        f" {'them' if len(back) != 1 else 'it'} again",
-        style="bold",
+        f"{len(back)} file{'s' if len(back) != 1 else ''} put back: {then} again", style="bold"
     )
     missing = [key for key in wanted or () if key not in back]
     for key in missing:

@@ -1,0 +1,68 @@
+"""The settings of scaling out (`config.Settings` inherits them): where the work comes from.
+
+`INGEST_MODE=list` (the default) lists the trail's folders every cycle; `INGEST_MODE=sqs` takes
+the files S3 announces through `SQS_QUEUE_URL` and lists only for the reconciliation sweep
+(`RECONCILE_SCHEDULE`), which finds what a lost notification never announced.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings
+
+_QUEUE_URL = re.compile(r"^https?://[^\s/]+(:\d+)?/\d{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?$")
+
+
+class ScaleOutSettings(BaseSettings):
+    ingest_mode: Literal["list", "sqs"] = Field(
+        "list", description="list: list the trail's folders each cycle; sqs: S3 notifications."
+    )
+    sqs_queue_url: str | None = Field(
+        None, description="The queue S3 (or SNS, or EventBridge) sends the notifications to."
+    )
+    sqs_dead_letter_url: str | None = Field(
+        None,
+        description="Where a file's message goes after MAX_FILE_ATTEMPTS (and unreadable"
+        " messages); unset: left to the queue's redrive policy.",
+    )
+    sqs_visibility_s: int = Field(
+        300, ge=30, le=43200, description="Seconds a received message stays hidden, renewed."
+    )
+    reconcile_schedule: str | None = Field(
+        "17 3 * * *",
+        description="In sqs mode, when the listing sweep runs (cron, UTC); empty: never.",
+    )
+
+    @field_validator("sqs_queue_url", "sqs_dead_letter_url")
+    @classmethod
+    def _check_queue_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not _QUEUE_URL.match(value.strip()):
+            raise ValueError(
+                "expected a queue URL such as"
+                " https://sqs.us-east-1.amazonaws.com/111122223333/cloudtrail-files"
+            )
+        return value.strip()
+
+    @field_validator("reconcile_schedule")
+    @classmethod
+    def _check_reconcile(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value.strip(), timezone="UTC")
+        except ValueError as err:
+            raise ValueError(f"expected a cron expression such as '17 3 * * *': {err}") from None
+        return value.strip()
+
+    def check_ingest_mode(self) -> str | None:
+        """What is missing for INGEST_MODE, as a sentence; None when nothing is."""
+        if self.ingest_mode == "sqs" and self.sqs_queue_url is None:
+            return "INGEST_MODE=sqs needs SQS_QUEUE_URL (the queue S3 notifies)"
+        return None

@@ -107,6 +107,27 @@ def test_compose_file_follows_the_compose_spec() -> None:
         assert needed in text
 
 
+def test_the_scale_override_follows_the_compose_spec_and_publishes_no_port(
+    tmp_path: Path,
+) -> None:
+    """docker-compose.scale.yml resets the base file's published port (compose's `!reset`
+    tag, which the schema's YAML loader does not know: it is checked on a copy without it)."""
+    text = (REPO_ROOT / "docker-compose.scale.yml").read_text()
+    assert "ports: !reset []" in text
+    plain = tmp_path / "docker-compose.scale.yml"
+    plain.write_text(text.replace("!reset ", ""))
+    checker = installed_tool("check-jsonschema")
+    assert checker, "check-jsonschema is a test dependency"
+    done = subprocess.run(
+        [checker, "--builtin-schema", "vendor.compose-spec", str(plain)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "INGEST_MODE=sqs" in text and "--scale umbrellabot=" in text
+
+
 # Slack Web API methods the code calls (slack_sdk method names) -> the bot scope each needs.
 SLACK_METHOD_SCOPES = {
     "chat_postMessage": "chat:write",

@@ -462,3 +462,32 @@ async def test_muting_from_a_rollup_parent_keeps_it_a_parent(
     assert "Muted by <@UALICE001>" in said and "alerts for" in said  # still the roll-up
     [mute] = state.triage.active_mutes(time.time())
     assert mute.key == MuteKey.of(alert)
+
+
+async def test_two_bots_on_one_state_answer_a_mention_and_its_retry_once(
+    fake: FakeSlack, world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Several workers run the bot on one state: Slack hands the mention to one connection and
+    its retry to another (the fake spreads events over them); the first to claim it answers."""
+    first = world["bot"]
+    other_state = SqliteState(tmp_path / "state")  # another process's handle on the state
+    second = slack_bot(
+        settings_for(fake, tmp_path),
+        locator=EventLocator(lambda location: asyncio.sleep(0, b""), index=other_state.events),
+        rules=first.rules,
+        state=other_state,
+    )
+    await second.start()
+    try:
+        event = mention("<@UBOT000001> help", ts="1764700000.000200")
+        for attempt in range(4):  # on the connections in turn: both bots see it
+            await fake.send_event(event, event_id="EvSHARED001", retry_attempt=attempt)
+        await fake.wait_for(lambda: first.envelopes_handled + second.envelopes_handled >= 4)
+        await first.idle()
+        await second.idle()
+        assert first.envelopes_handled and second.envelopes_handled
+        answers = [m for m in fake.posted if m.thread_ts == "1764700000.000200"]
+        assert len(answers) == 1 and "What I can do" in texts(answers[0].blocks)
+    finally:
+        await second.stop()
+        other_state.close()

@@ -7,12 +7,10 @@ thread), state reads go to a thread, and the Bolt listeners only spawn the answe
 Socket Mode envelope is acknowledged at once. A lookup is acknowledged in the thread at once
 ("Looking up …") and answered when it is done; `recent`, when its source is slow, the same way.
 
-Decisions (who gets an answer: `gate.py`):
-- `recent [N]`: from a RecentSource the daemon passes: `recent_from_outbox` (the alert outbox:
-  what was actually alerted, instant, no query cost; preferred) or `recent_from_engine` (a
-  `recent_alerts` query over the last days). Without one, `recent` says it is not available.
-- Every failure gets a reply: an invalid eventID, an unknown event, a failed query, and any
-  unexpected error (logged with its traceback and a reference that the reply quotes).
+Who gets an answer: `gate.py`, and the first process to claim the message when several share
+one state. `recent [N]` reads a RecentSource the daemon passes (the alert outbox, or a query
+over the last days). Every failure gets a reply: an invalid eventID, an unknown event, a failed
+query, and any unexpected error (logged with a reference the reply quotes).
 """
 
 from __future__ import annotations
@@ -271,6 +269,11 @@ class SlackBot:
     async def _handle(self, event: dict[str, Any]) -> None:
         verdict = self._gate.verdict(event)
         channel, thread = verdict.channel, verdict.thread
+        ts = str(event.get("ts") or "")  # another process may have it already:
+        if (verdict.answer or verdict.refusal) and not await self._lookup.first_to_answer(
+            channel, ts
+        ):
+            return
         refusal = verdict.refusal
         if refusal is None and verdict.answer:
             refusal = await self._membership.refusal(verdict.user)

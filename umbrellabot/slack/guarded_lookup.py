@@ -69,3 +69,10 @@ class GuardedLookup:
         if found is None and guard is not None:
             await asyncio.to_thread(guard.remember_miss, event_id, now + MISS_TTL_S)
         return found
+
+    async def first_to_answer(self, channel: str, ts: str) -> bool:
+        """Whether this process answers the message: several processes may run the bot on one
+        state (Slack spreads events, and their retries, over the connections)."""
+        if self._guard is None or not ts:
+            return True
+        return await asyncio.to_thread(self._guard.claim_mention, channel, ts, self._clock())

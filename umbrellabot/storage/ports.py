@@ -359,6 +359,9 @@ class LookupGuard(Protocol):
 
     def remember_miss(self, event_id: str, until: float) -> None: ...
     def known_miss(self, event_id: str, now: float) -> bool: ...
+    def claim_mention(self, channel: str, ts: str, now: float) -> bool:
+        """Whether this process is the first to claim the message (processes share the app)."""
+        ...
 
 
 class DigestLog(Protocol):

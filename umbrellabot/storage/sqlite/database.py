@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 DATABASE_NAME = "umbrellabot.sqlite3"
 
 _SCHEMA = """
@@ -112,6 +112,12 @@ CREATE INDEX IF NOT EXISTS lookups_by_user ON lookups (user, at);
 CREATE TABLE IF NOT EXISTS lookup_misses (
     event_id TEXT PRIMARY KEY,
     until REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mentions (  -- the Slack messages a process claimed to answer (8)
+    channel TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (channel, ts)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quiet_counts (
     day TEXT NOT NULL,             -- YYYY-MM-DD of the events (UTC)

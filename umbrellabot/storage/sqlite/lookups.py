@@ -1,11 +1,12 @@
-"""`ports.LookupGuard` in SQLite: the bot's engine lookups per user in the last minute, and the
-eventIDs it looked for in vain recently."""
+"""`ports.LookupGuard` in SQLite: the bot's engine lookups per user in the last minute, the
+eventIDs it looked for in vain recently, and the messages a process claimed to answer."""
 
 from __future__ import annotations
 
 from umbrellabot.storage.sqlite.database import Database
 
 WINDOW_S = 60.0
+MENTION_KEEP_S = 86400.0  # Slack retries within minutes; a day is plenty
 
 
 class SqliteLookups:
@@ -35,3 +36,12 @@ class SqliteLookups:
             "SELECT 1 FROM lookup_misses WHERE event_id = ? AND until > ?", (event_id, now)
         ).fetchone()
         return row is not None
+
+    def claim_mention(self, channel: str, ts: str, now: float) -> bool:
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM mentions WHERE at <= ?", (now - MENTION_KEEP_S,))
+            claimed = db.execute(
+                "INSERT INTO mentions (channel, ts, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (channel, ts, now),
+            )
+        return claimed.rowcount == 1

@@ -174,3 +174,32 @@ async def test_a_missing_queue_is_one_clear_line_and_the_daemon_stays_up(
     code, _ = await daemon.stop()
     assert code == 0, daemon.stderr()
     assert "Traceback" not in daemon.stderr()
+
+
+async def test_the_silence_check_reads_the_files_the_queue_brings(
+    aws_env: dict[str, str],
+    s3: Any,
+    bucket: str,
+    queues: tuple[Any, str, str],
+    fake: FakeSlack,
+    tmp_path: Path,
+    launch: Callable[..., Running],
+) -> None:
+    """LOG_SILENCE_HOURS in sqs mode, where nothing is listed: an account whose files stop is
+    told (0.002 hours here), and told again when they arrive again."""
+    _, url, dead = queues
+    state = tmp_path / "state"
+    env = {**env_for(aws_env, fake, bucket, state, url, dead), "LOG_SILENCE_HOURS": "0.002"}
+    daemon = launch(env, "run")
+    first = log_key(ACCOUNT_A, "us-east-1", today(), "before")
+    s3.put_object(Bucket=bucket, Key=first, Body=log_bytes([record(event_id="quiet-1")]))
+
+    def said(text: str) -> bool:
+        return any(text in m.text + json.dumps(m.blocks) for m in fake.posted)
+
+    await daemon.wait_until(lambda: said("No CloudTrail log file from account"), 60, "silent")
+    later = log_key(ACCOUNT_A, "us-east-1", today(), "after")
+    s3.put_object(Bucket=bucket, Key=later, Body=log_bytes([record(event_id="quiet-2")]))
+    await daemon.wait_until(lambda: said("arrive again"), 60, "resumed")
+    code, _ = await daemon.stop()
+    assert code == 0, daemon.stderr()

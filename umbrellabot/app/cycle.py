@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -18,13 +18,13 @@ from umbrellabot.app.delivery import flush_outbox
 from umbrellabot.app.health import Metrics
 from umbrellabot.app.ingest import FileDone
 from umbrellabot.app.services import Services, services
-from umbrellabot.app.silence import check_silence
+from umbrellabot.app.silence import check_silence, newest_by_account
 from umbrellabot.config import Settings
 from umbrellabot.model.own_alerts import access_denied
 from umbrellabot.model.report import AccessRefusal, CycleReport
 from umbrellabot.query.detection_runs import DetectionRunError, alerts_for, run_detections
 from umbrellabot.query.detections import LATE_EVENTS, DetectionResult
-from umbrellabot.storage.ports import S3AccessError, S3Refused, StateBackend
+from umbrellabot.storage.ports import ObjectInfo, S3AccessError, S3Refused, StateBackend
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,13 @@ async def cycle(
     *,
     deliver: bool = True,
     ingest: bool = True,
+    announced: Sequence[ObjectInfo] | None = None,
 ) -> CycleOutcome:
     """One ingest cycle, then the detections, then (`deliver`) delivery of the outbox; the
     daemon delivers from its own task instead. Counters move as each file is committed.
     Without `ingest` (INGEST_MODE=sqs between sweeps: the queue brings the files) nothing is
-    listed: the detections, pruning and delivery run alone."""
+    listed: the detections, pruning and delivery run alone, and the silence check reads the
+    files the queue brought (`announced`)."""
     started = time.monotonic()
     metrics = svc.metrics
     faults_before = Counter(svc.store.faults)
@@ -89,6 +91,8 @@ async def cycle(
     previous_success = await asyncio.to_thread(svc.state.cycles.last_success_at)
     await svc.names.refresh()  # ACCOUNT_NAMES_FROM_ORGANIZATIONS: at start, then daily
     report = await _ingest(svc, days, on_planned, on_file_done, deliver) if ingest else None
+    if announced is not None:  # the accounts heard from, and those the state knows
+        await _check_silence(svc, announced, newest_by_account(announced))
     outcome = CycleOutcome(report if report is not None else CycleReport())
     _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=True)
     metrics.worker_restarts.inc(svc.ingestor.pool.breaks - breaks_before)
@@ -145,8 +149,13 @@ async def _ingest(
     return report
 
 
-async def _check_silence(svc: Services) -> None:
-    """LOG_SILENCE_HOURS, over the lookback listing (S3 only: off in local mode)."""
+async def _check_silence(
+    svc: Services,
+    listed: Sequence[ObjectInfo] | None = None,
+    accounts: Iterable[str] | None = None,
+) -> None:
+    """LOG_SILENCE_HOURS, over the lookback listing or the files the queue brought (S3 only:
+    off in local mode)."""
     hours = svc.settings.log_silence_hours
     if not hours or not svc.settings.cloudtrail_bucket_name:
         return
@@ -154,8 +163,8 @@ async def _check_silence(svc: Services) -> None:
     alerts = await asyncio.to_thread(
         check_silence,
         svc.state.deliveries,
-        runner.window_listing,
-        runner.window_accounts,
+        runner.window_listing if listed is None else listed,
+        runner.window_accounts if accounts is None else accounts,
         time.time(),
         hours,
     )

@@ -83,7 +83,8 @@ class Daemon:
     async def _run_cycle(self, svc: Services, readiness: Readiness, ingest: bool) -> None:
         self._cycle = asyncio.current_task()
         try:
-            outcome = await cycle(svc, deliver=False, ingest=ingest)  # delivery has its task
+            announced = None if ingest or not self._consumer else self._consumer.drain_seen()
+            outcome = await cycle(svc, deliver=False, ingest=ingest, announced=announced)
         except (S3AccessError, S3TransientError, QueryError, UsageError) as err:
             # AWS refusing or not answering: one line naming the operation, no traceback
             readiness.last_error = str(err)

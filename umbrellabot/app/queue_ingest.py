@@ -63,6 +63,7 @@ class QueueIngest:
         self._stopping = asyncio.Event()
         self._lanes = asyncio.Semaphore(settings.s3_concurrency)
         self._number = 0
+        self._seen: list[ObjectInfo] = []  # committed since the last silence check
         self._released_at = 0.0
         self._prefix = normalize_prefix(settings.cloudtrail_initial_prefix)
         self._excluded = tuple(
@@ -78,6 +79,12 @@ class QueueIngest:
         if self.last_poll_at is None or time.time() - self.last_poll_at < STALE_POLL_S:
             return None
         return f"{self.queue.location()} not polled for {time.time() - self.last_poll_at:.0f} s"
+
+    def drain_seen(self) -> list[ObjectInfo]:
+        """The log files committed since the last call, as of their arrival: what the silence
+        check (LOG_SILENCE_HOURS) reads instead of a listing."""
+        seen, self._seen = self._seen, []
+        return seen
 
     def request_stop(self) -> None:
         self._stopping.set()
@@ -220,7 +227,10 @@ class QueueIngest:
             except S3Refused as refusal:
                 log.error("%s; the file waits", refusal)
                 return "retry"
-        return await self._state_of(item.key)
+        outcome = await self._state_of(item.key)
+        if outcome == "done":
+            self._seen.append(item)
+        return outcome
 
     async def _state_of(self, key: str, *, busy: bool = False) -> Outcome:
         known = (await self.ingestor.in_db(self.ingestor.files.file_states, [key])).get(key)

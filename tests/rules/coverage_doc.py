@@ -1,5 +1,6 @@
 """The generated parts of docs/coverage.md: the Panther rules the pack covers (from each rule's
-`panther_rules`) and the MITRE ATT&CK map (from the pack's `attack.<tactic>` tags). The test
+`panther_rules`) and the MITRE ATT&CK map (from the pack's `attack.<tactic>` tags and the
+tactics Panther gives the rules they cover, panther_tactics.py). The test
 checks that the document holds them as printed here; `python tests/rules/coverage_doc.py`
 prints them after a change to the pack."""
 
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+
+from panther_tactics import PANTHER_TACTICS
 
 from umbrellabot.rules.rule import Rule, default_rules_path, load_rules
 
@@ -45,16 +48,32 @@ def covered_table(rules: Sequence[Rule]) -> str:
     return "\n".join(lines)
 
 
-def mitre_table(rules: Sequence[Rule]) -> str:
-    def tactics(rule: Rule) -> set[str]:  # Sigma's old `attack.defense_evasion` too
-        return {tag.removeprefix("attack.").replace("_", "-") for tag in rule.tags}
+def ours(rule: Rule) -> set[str]:
+    """The tactics of the rule's own tags (Sigma's old `attack.defense_evasion` too)."""
+    return {tag.removeprefix("attack.").replace("_", "-") for tag in rule.tags}
 
+
+def panthers(rule: Rule) -> set[str]:
+    """The tactics Panther gives the rules this one covers."""
+    slug_of = {name.rsplit("(", 1)[1].rstrip(")"): slug for slug, name in TACTICS}
+    return {
+        slug_of[tactic]
+        for panther_id in rule.panther_rules
+        for tactic in PANTHER_TACTICS.get(panther_id, ())
+    }
+
+
+def mitre_table(rules: Sequence[Rule]) -> str:
+    """Tactic -> rules, from our tags and Panther's (a rule there by Panther's alone: *)."""
     lines = ["| Tactic | Rules |", "|---|---|"]
     for tag, name in TACTICS:
-        ids = sorted(rule.id for rule in rules if tag in tactics(rule))
-        lines.append(f"| {name} | {', '.join(f'`{i}`' for i in ids) or 'none yet'} |")
+        found = sorted(
+            (rule for rule in rules if tag in ours(rule) | panthers(rule)), key=lambda r: r.id
+        )
+        ids = [f"`{r.id}`" + ("" if tag in ours(r) else "*") for r in found]
+        lines.append(f"| {name} | {', '.join(ids) or 'none yet'} |")
     known = {tag for tag, _ in TACTICS}
-    untagged = sorted(rule.id for rule in rules if not known & tactics(rule))
+    untagged = sorted(rule.id for rule in rules if not known & (ours(rule) | panthers(rule)))
     lines.append(f"| (no tactic tag) | {', '.join(f'`{i}`' for i in untagged) or 'none'} |")
     return "\n".join(lines)
 

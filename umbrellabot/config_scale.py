@@ -31,6 +31,13 @@ class ScaleOutSettings(BaseSettings):
     sqs_visibility_s: int = Field(
         300, ge=30, le=43200, description="Seconds a received message stays hidden, renewed."
     )
+    scheduled_work_lease_s: float = Field(
+        90.0,
+        ge=3,
+        le=3600,
+        description="Processes on one state: how soon another takes over the detections,"
+        " digest and silence check when their holder dies.",
+    )
     reconcile_schedule: str | None = Field(
         "17 3 * * *",
         description="In sqs mode, when the listing sweep runs (cron, UTC); empty: never.",

@@ -78,26 +78,29 @@ async def cycle(
     deliver: bool = True,
     ingest: bool = True,
     announced: Sequence[ObjectInfo] | None = None,
+    once: bool = True,
 ) -> CycleOutcome:
     """One ingest cycle, then the detections, then (`deliver`) delivery of the outbox; the
     daemon delivers from its own task instead. Counters move as each file is committed.
     Without `ingest` (INGEST_MODE=sqs between sweeps: the queue brings the files) nothing is
     listed: the detections, pruning and delivery run alone, and the silence check reads the
-    files the queue brought (`announced`)."""
+    files the queue brought (`announced`). Without `once` (another process holds the
+    scheduled work: duties.py) the detections, pruning and the silence check are left out."""
     started = time.monotonic()
     metrics = svc.metrics
     faults_before = Counter(svc.store.faults)
     breaks_before = svc.ingestor.pool.breaks
     previous_success = await asyncio.to_thread(svc.state.cycles.last_success_at)
     await svc.names.refresh()  # ACCOUNT_NAMES_FROM_ORGANIZATIONS: at start, then daily
-    report = await _ingest(svc, days, on_planned, on_file_done, deliver) if ingest else None
-    if announced is not None:  # the accounts heard from, and those the state knows
+    report = await _ingest(svc, days, on_planned, on_file_done, deliver, once) if ingest else None
+    if announced is not None and once:  # the accounts heard from, and those the state knows
         await _check_silence(svc, announced, newest_by_account(announced))
     outcome = CycleOutcome(report if report is not None else CycleReport())
     _report_faults(svc, Counter(svc.store.faults) - faults_before, warn=True)
     metrics.worker_restarts.inc(svc.ingestor.pool.breaks - breaks_before)
-    await asyncio.to_thread(_prune, svc.state, svc.settings.state_retention_days)
-    await _detect(svc, outcome, previous_success)
+    if once:
+        await asyncio.to_thread(_prune, svc.state, svc.settings.state_retention_days)
+        await _detect(svc, outcome, previous_success)
     if deliver:
         failures_before = svc.notifier.failures
         outcome.delivered = await flush_outbox(
@@ -125,6 +128,7 @@ async def _ingest(
     on_planned: Callable[[int], None] | None,
     on_file_done: Callable[[], None] | None,
     deliver: bool,
+    once: bool = True,
 ) -> CycleReport:
     """The listing and the files it finds; refusals and the silence check are alerted."""
     faults_before = Counter(svc.store.faults)
@@ -144,7 +148,7 @@ async def _ingest(
                 )
         raise
     await _alert_refusals(svc, report.refusals)
-    if days is None:
+    if days is None and once:
         await _check_silence(svc)
     return report
 

@@ -25,6 +25,7 @@ from umbrellabot.app import athena_tables, schedule, wiring, wiring_scale
 from umbrellabot.app.cycle import count_file, cycle
 from umbrellabot.app.delivery import DeliveryLoop
 from umbrellabot.app.digest import post_digest
+from umbrellabot.app.duties import Duty
 from umbrellabot.app.health import Readiness, health_app, start_health_server
 from umbrellabot.app.projection import ProjectionWatch
 from umbrellabot.app.queue_ingest import QueueIngest
@@ -60,6 +61,7 @@ class Daemon:
         self._one_cycle = asyncio.Lock()
         self._consumer: QueueIngest | None = None  # INGEST_MODE=sqs
         self._consuming: asyncio.Task[None] | None = None
+        self._duty: Duty | None = None  # the scheduled work's lease, when the state is shared
         self._delivery: DeliveryLoop | None = None
         self._projection = ProjectionWatch(
             partial(athena_tables.update_projection, settings)
@@ -77,6 +79,9 @@ class Daemon:
         self.stopping.set()
 
     async def _job(self, svc: Services, readiness: Readiness, ingest: bool = True) -> None:
+        sweep = ingest and self._consumer is not None  # the reconciliation sweep: once-work
+        if sweep and self._duty is not None and not self._duty.held:
+            return
         async with self._one_cycle:  # the cycle and the reconciliation sweep: one at a time
             await self._run_cycle(svc, readiness, ingest)
 
@@ -84,7 +89,8 @@ class Daemon:
         self._cycle = asyncio.current_task()
         try:
             announced = None if ingest or not self._consumer else self._consumer.drain_seen()
-            outcome = await cycle(svc, deliver=False, ingest=ingest, announced=announced)
+            once = self._duty is None or self._duty.held
+            outcome = await cycle(svc, deliver=False, ingest=ingest, announced=announced, once=once)
         except (S3AccessError, S3TransientError, QueryError, UsageError) as err:
             # AWS refusing or not answering: one line naming the operation, no traceback
             readiness.last_error = str(err)
@@ -98,7 +104,7 @@ class Daemon:
             log.exception("cycle failed")
         else:
             readiness.last_success_at, readiness.last_error = time.time(), None
-            if self.settings.uses_athena() and self.settings.cloudtrail_bucket_name:
+            if self.settings.uses_athena() and self.settings.cloudtrail_bucket_name and once:
                 await self._projection.after_cycle(svc.ingestor.regions_found)
             report = outcome.report
             log.info(
@@ -115,6 +121,8 @@ class Daemon:
             await self._refresh_abandoned(svc, readiness)
 
     async def _digest(self, svc: Services) -> None:
+        if self._duty is not None and not self._duty.held:
+            return  # another process posts it
         settings = self.settings
         assert settings.slack_bot_token is not None
         client = slack_client(
@@ -148,6 +156,9 @@ class Daemon:
                 slack_enabled=settings.slack_app_token is not None,
                 checks=[svc.ingestor.pool.problem],
             )
+            self._duty = Duty(svc.state.cycles, svc.owner, settings.scheduled_work_lease_s)
+            await self._duty.renew(starting=True)
+            keeping = asyncio.create_task(self._duty.keep(self.stopping))
             await self._setup_athena(svc)
             if settings.health_port:
                 server = await start_health_server(
@@ -211,6 +222,8 @@ class Daemon:
             # pause, not shutdown: APScheduler's shutdown cancels the running cycle at once
             scheduler.pause()
             await self._finish(svc, delivering)
+            await asyncio.gather(keeping, return_exceptions=True)
+            await self._duty.release()  # another process takes the scheduled work at once
             scheduler.shutdown(wait=False)
         log.info("umbrellabot stopped")
         return 0
@@ -250,6 +263,8 @@ class Daemon:
     async def _setup_athena(self, svc: Services) -> None:
         if not (self.settings.athena_setup_on_start and self.settings.uses_athena()):
             return
+        if self._duty is not None and not self._duty.held:
+            return  # the holder of the scheduled work keeps the tables
         try:
             for line in await athena_tables.setup_table(self.settings):
                 log.info("athena setup: %s", line)

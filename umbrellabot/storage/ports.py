@@ -91,9 +91,7 @@ class FileState:
 class FileLedger(Protocol):
     """Every log file seen, and the one commit that makes a file done."""
 
-    def file_states(self, prefixes: Sequence[str]) -> dict[str, FileState]:
-        """What is known of every file under the given prefixes."""
-        ...
+    def file_states(self, prefixes: Sequence[str]) -> dict[str, FileState]: ...
 
     def record_done(
         self,
@@ -127,14 +125,10 @@ class FileLedger(Protocol):
         puts the `umbrellabot-file-abandoned` alert into the outbox, atomically."""
         ...
 
-    def listed_through(self, prefixes: Sequence[str]) -> dict[str, date]:
-        """The day each region folder was last listed and processed through."""
-        ...
+    def listed_through(self, prefixes: Sequence[str]) -> dict[str, date]: ...  # per folder
 
     def mark_listed(self, prefixes: Sequence[str], through: date) -> None: ...
-    def waiting_folders(self) -> list[str]:
-        """The day folders of failed files that wait for a retry."""
-        ...
+    def waiting_folders(self) -> list[str]: ...  # day folders of files waiting for a retry
 
     def claim(self, key: str, owner: str, ttl_s: float) -> bool:
         """Take or renew the lease on one file: two processes on one state never work on the
@@ -147,9 +141,7 @@ class FileLedger(Protocol):
         """Forget files done or given up on before `older_than`, and expired leases."""
         ...
 
-    def release_all(self, owner: str) -> int:
-        """Every lease of `owner`, a process known to be gone."""
-        ...
+    def release_all(self, owner: str) -> int: ...  # every lease of a process known gone
 
     def abandoned_files(self, since: float = 0.0) -> list[FileState]: ...
 
@@ -290,6 +282,12 @@ class CycleLog(Protocol):
         ...
 
     def prune_cycles(self, older_than: float) -> int: ...
+    def hold_duty(self, name: str, owner: str, lease_s: float, now: float) -> bool:
+        """Take or renew the lease of work done once however many processes run (the holder's
+        expires unless renewed); whether `owner` holds it now."""
+        ...
+
+    def release_duty(self, name: str, owner: str) -> None: ...
 
 
 class Notifier(Protocol):

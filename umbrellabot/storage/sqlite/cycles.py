@@ -1,4 +1,5 @@
-"""One row per ingest cycle in SQLite, for `status`, readiness and metrics."""
+"""One row per ingest cycle in SQLite, for `status`, readiness and metrics; and the leases of
+the work one process does for all (`duties`)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,18 @@ class SqliteCycleLog:
         if row is None:
             return None
         return dict(zip([column[0] for column in cursor.description], row, strict=True))
+
+    def hold_duty(self, name: str, owner: str, lease_s: float, now: float) -> bool:
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO duties (name, owner, until) VALUES (?, ?, ?) ON CONFLICT (name)"
+                " DO UPDATE SET owner = excluded.owner, until = excluded.until"
+                " WHERE duties.owner = excluded.owner OR duties.until <= ?",
+                (name, owner, now + lease_s, now),
+            )
+            row = db.execute("SELECT owner FROM duties WHERE name = ?", (name,)).fetchone()
+        return row is not None and row[0] == owner
+
+    def release_duty(self, name: str, owner: str) -> None:
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM duties WHERE name = ? AND owner = ?", (name, owner))

@@ -113,6 +113,11 @@ CREATE TABLE IF NOT EXISTS lookup_misses (
     event_id TEXT PRIMARY KEY,
     until REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS duties (  -- work one process does for all, and who holds it (8)
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mentions (  -- the Slack messages a process claimed to answer (8)
     channel TEXT NOT NULL,
     ts TEXT NOT NULL,

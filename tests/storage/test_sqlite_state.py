@@ -66,6 +66,28 @@ def test_outbox_rows_claimed_by_one_process_are_not_handed_to_another(tmp_path: 
     state.close()
 
 
+def test_a_claim_of_a_dead_process_is_taken_over_as_maybe_told(tmp_path: Path) -> None:
+    """The process that died while delivering may have posted: whoever takes its claim over
+    gets the alert as attempted once, so the notifier looks in Slack before posting."""
+    from builders import create_user
+
+    from umbrellabot.enrich.enrichment import alert_for
+    from umbrellabot.model.records import Event
+    from umbrellabot.rules.rule import default_rules_path, load_rules
+
+    rules = load_rules([default_rules_path()], {"allowed_countries": ["US"]})
+    [rule] = [r for r in rules if r.id == "iam-user-created"]
+    state = SqliteState(tmp_path)
+    state.outbox.add_alerts([alert_for(Event(create_user(f"e-{n}")), rule) for n in range(2)])
+    assert [p.attempts for p in state.outbox.claim_pending("dead", limit=1)] == [0]
+    state.outbox.release_claims("dead", maybe_told=True)
+    taken = state.outbox.claim_pending("alive")
+    assert [(p.alert.event_id, p.attempts) for p in taken] == [("e-0", 1), ("e-1", 0)]
+    state.outbox.release_claims("alive")  # its own, never posted: not "maybe told"
+    assert [p.attempts for p in state.outbox.claim_pending("alive")] == [0, 0]
+    state.close()
+
+
 def test_retention_prunes_every_table_however_old_the_rows(tmp_path: Path) -> None:
     import time as clock
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -81,8 +82,8 @@ async def flush_outbox(
     `triage`, what a mute silences is set aside as muted first."""
     claimant = owner or process_owner()
     for gone in await asyncio.to_thread(outbox.claim_owners):
-        if owner_gone(gone):  # killed while delivering: its alerts are ours now
-            await asyncio.to_thread(outbox.release_claims, gone)
+        if owner_gone(gone):  # killed while delivering: its alerts are ours, maybe told
+            await asyncio.to_thread(partial(outbox.release_claims, gone, maybe_told=True))
     delivered = 0
     try:
         while claimed := await asyncio.to_thread(outbox.claim_pending, claimant, batch, now):

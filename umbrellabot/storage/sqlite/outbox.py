@@ -57,7 +57,7 @@ class SqliteOutbox:
         moment = time.time() if now is None else now
         with self._db.transaction() as db:
             rows = db.execute(
-                "SELECT id, payload, attempts FROM outbox WHERE delivered_at IS NULL"
+                "SELECT id, payload, attempts, claimed_by FROM outbox WHERE delivered_at IS NULL"
                 " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?"
                 " OR claimed_by = ?) ORDER BY severity DESC, id LIMIT ?",
                 (moment, time.time(), owner, limit),
@@ -66,7 +66,16 @@ class SqliteOutbox:
                 "UPDATE outbox SET claimed_by = ?, claimed_until = ? WHERE id = ?",
                 ((owner, time.time() + ttl_s, row[0]) for row in rows),
             )
-        return [PendingAlert(row[0], alert_from_json(row[1]), row[2]) for row in rows]
+        # A claim taken over (its holder died, or its time ran out) may have been told: it
+        # counts as an attempt, so the notifier looks for the message before posting it.
+        return [
+            PendingAlert(
+                row[0],
+                alert_from_json(row[1]),
+                max(row[2], 1) if row[3] not in (None, owner) else row[2],
+            )
+            for row in rows
+        ]
 
     def record_message(self, alert_id: int, channel: str, ts: str) -> None:
         self._db.execute(
@@ -104,12 +113,16 @@ class SqliteOutbox:
         )
         return {row[0] for row in rows}
 
-    def release_claims(self, owner: str) -> None:
-        """Give back what `owner` claimed and did not deliver (the next round takes it)."""
+    def release_claims(self, owner: str, *, maybe_told: bool = False) -> None:
+        """Give back what `owner` claimed and did not deliver (the next round takes it);
+        `maybe_told` (its owner died while delivering): the claim only expires, so whoever
+        takes it next looks in Slack before posting."""
         with self._db.transaction() as db:
+            change = (
+                "claimed_until = 0" if maybe_told else "claimed_by = NULL, claimed_until = NULL"
+            )
             db.execute(
-                "UPDATE outbox SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = ?"
-                " AND delivered_at IS NULL",
+                f"UPDATE outbox SET {change} WHERE claimed_by = ? AND delivered_at IS NULL",
                 (owner,),
             )
 

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 from builders import ACCOUNT_A, create_user, log_bytes, log_key, record, today
-from daemon_harness import Running, clean_env, free_port, state_count
+from daemon_harness import Running, clean_env, free_port, http_get, metric_samples, state_count
 from fake_slack import BOT_TOKEN, FakeSlack
 
 pytestmark = pytest.mark.timeout(180)
@@ -136,6 +136,13 @@ async def test_the_queue_brings_every_file_once_and_nothing_loops(
     assert again.returncode == 0, again.stderr
     assert "1 file put back: it announced on SQS_QUEUE_URL again" in again.stdout
     await daemon.wait_until(lambda: depth(sqs, dead) == 3, 60, "the retried file's dead letter")
+    metrics = await http_get(daemon.url("/metrics"))
+    assert metrics is not None
+    samples = metric_samples(metrics[1])
+    outcome = "umbrellabot_queue_messages_total"
+    assert samples[(outcome, (("outcome", "dead_lettered"),))] == 2
+    assert samples[(outcome, (("outcome", "unreadable"),))] == 1
+    assert samples[(outcome, (("outcome", "deleted"),))] >= FILES
     code, _ = await daemon.stop()
     assert code == 0, daemon.stderr()
 

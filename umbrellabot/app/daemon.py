@@ -243,6 +243,7 @@ class Daemon:
             dead_letters,
             on_batch=delivery.wake if delivery else None,
             on_enriched=partial(count_file, svc.metrics),
+            on_message=lambda outcome: svc.metrics.queue_messages.labels(outcome=outcome).inc(),
         )
         readiness.checks.append(consumer.problem)
         self._consumer = consumer

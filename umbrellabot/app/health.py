@@ -61,6 +61,13 @@ class Metrics:
             "umbrellabot_s3_throttles", "S3 attempts throttled (SlowDown, 503)", registry=r
         )
         self.cycles = Counter("umbrellabot_cycles", "Ingest cycles", ["outcome"], registry=r)
+        self.queue_messages = Counter(
+            "umbrellabot_queue_messages",
+            "Queue messages (INGEST_MODE=sqs) by outcome: deleted, retried, dead_lettered,"
+            " redrive (given up on, no SQS_DEAD_LETTER_URL), unreadable",
+            ["outcome"],
+            registry=r,
+        )
         self.cycle_seconds = Histogram(
             "umbrellabot_cycle_duration_seconds",
             "Ingest cycle duration",

@@ -50,6 +50,7 @@ class QueueIngest:
         *,
         on_batch: Callable[[], None] | None = None,
         on_enriched: Callable[[FileDone], None] | None = None,
+        on_message: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.ingestor = ingestor
@@ -57,6 +58,7 @@ class QueueIngest:
         self.dead_letters = dead_letters
         self.on_batch = on_batch
         self.on_enriched = on_enriched
+        self.on_message = on_message or (lambda outcome: None)  # for the metrics
         self.report = CycleReport()  # since the start: files, records, failures
         self.last_poll_at: float | None = None
         self.error: str | None = None  # the last fatal queue error, until a poll succeeds
@@ -146,6 +148,7 @@ class QueueIngest:
         if waiting:  # back when the earliest file is due again
             delay = await self._retry_delay(files, outcomes)
             await self.queue.hide(message, delay)
+            self.on_message("retried")
             return
         abandoned = [f.key for f, o in zip(files, outcomes, strict=True) if o == "abandoned"]
         if abandoned and self.dead_letters is not None:
@@ -161,8 +164,10 @@ class QueueIngest:
             )
         elif abandoned:  # the queue's redrive policy takes it after maxReceiveCount
             log.error("gave up on %s after MAX_FILE_ATTEMPTS", ", ".join(abandoned))
+            self.on_message("redrive")
             return
         await self.queue.delete(message)
+        self.on_message("dead_lettered" if abandoned else "deleted")
 
     async def _retry_delay(self, files: list[Announced], outcomes: list[Outcome]) -> int:
         if "busy" in outcomes:
@@ -177,6 +182,7 @@ class QueueIngest:
         """Not an S3 notification: to the dead-letter queue when there is one, else left to
         the redrive policy. Never silently dropped."""
         log.error("message %s on %s is unreadable: %s", message.id, self.queue.location(), reason)
+        self.on_message("unreadable")
         if self.dead_letters is None:
             return
         try:

@@ -1,10 +1,7 @@
-"""Settings: one typed object, read from the environment and an env file.
-
-Precedence, highest first: the environment, then the env file (`UMBRELLABOT_ENV_FILE`, else
-`.env` in the working directory), then the defaults below. Names keep the original system's
-(`CLOUDTRAIL_BUCKET_NAME`...). A wrong value is one line naming the variable, where it came from
-and what was expected (`SettingsError`); the CLI turns it into exit code 2.
-"""
+"""Settings: one typed object, read from the environment (first), an env file
+(`UMBRELLABOT_ENV_FILE`, else `.env`), then the defaults below (scale-out's: config_scale.py).
+Names keep the original system's (`CLOUDTRAIL_BUCKET_NAME`...). A wrong value is one line naming
+the variable, its source and what was expected (`SettingsError`; the CLI exits 2)."""
 
 from __future__ import annotations
 

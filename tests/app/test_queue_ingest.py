@@ -20,18 +20,13 @@ import pytest
 from builders import ACCOUNT_A, create_user, log_bytes, log_key, record, today
 from daemon_harness import Running, clean_env, free_port, http_get, metric_samples, state_count
 from fake_slack import BOT_TOKEN, FakeSlack
+from sqs_helpers import make_queue, notify
 
 pytestmark = pytest.mark.timeout(180)
 
 ALERTS = "CALERTS01"
 FILES = 6
 EVENT = re.compile(r"7f3c2a10-0000-4e5b-9a61-0c1d2e3f\d{4}")
-
-
-def make_queue(sqs: Any, name: str) -> tuple[str, str]:
-    url = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-    return url, arn["Attributes"]["QueueArn"]
 
 
 def depth(sqs: Any, url: str) -> int:
@@ -52,12 +47,7 @@ def queues(aws_env: dict[str, str], s3: Any, bucket: str) -> tuple[Any, str, str
     sqs = boto3.client("sqs", endpoint_url=aws_env["AWS_ENDPOINT_URL"])
     url, arn = make_queue(sqs, f"{bucket}-files")
     dead, _ = make_queue(sqs, f"{bucket}-dead")
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
+    notify(s3, bucket, arn)
     return sqs, url, dead
 
 

@@ -19,6 +19,7 @@ import pytest
 from builders import ACCOUNT_A, create_user, log_bytes, log_key, record, today
 from daemon_harness import Running, clean_env, free_port, state_count
 from fake_slack import BOT_TOKEN, FakeSlack
+from sqs_helpers import make_queue, notify
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -75,14 +76,8 @@ async def test_a_worker_killed_mid_file_changes_nothing(
     launch: Callable[..., Running],
 ) -> None:
     sqs = boto3.client("sqs", endpoint_url=aws_env["AWS_ENDPOINT_URL"])
-    url = sqs.create_queue(QueueName=f"{bucket}-files")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    s3.put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": arn["QueueArn"], "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
+    url, arn = make_queue(sqs, f"{bucket}-files")
+    notify(s3, bucket, arn)
     state = tmp_path / "state"
     first = launch(env_for(aws_env, fake, bucket, state, url), "run", name="first")
     await first.wait_until(lambda: first.cycles_done() >= 1, 30, "the first worker up")

@@ -20,26 +20,23 @@ async def open_queues(settings: Settings) -> AsyncIterator[tuple[WorkQueue, Work
     assert settings.sqs_queue_url is not None
     region, role = aws_region(settings), trail_role(settings)
     async with AsyncExitStack() as stack:
-        queue = await stack.enter_async_context(
-            open_queue(
-                settings.sqs_queue_url,
-                region=region,
-                max_attempts=settings.s3_max_attempts,
-                role=role,
-            )
-        )
-        dead: WorkQueue | None = None
-        if settings.sqs_dead_letter_url:
-            dead = await stack.enter_async_context(
+        opened = [
+            await stack.enter_async_context(
                 open_queue(
-                    settings.sqs_dead_letter_url,
+                    url,
                     region=region,
                     max_attempts=settings.s3_max_attempts,
                     role=role,
-                    setting="SQS_DEAD_LETTER_URL",
+                    setting=setting,
                 )
             )
-        yield queue, dead
+            for url, setting in (
+                (settings.sqs_queue_url, "SQS_QUEUE_URL"),
+                (settings.sqs_dead_letter_url, "SQS_DEAD_LETTER_URL"),
+            )
+            if url
+        ]
+        yield opened[0], (opened[1] if len(opened) > 1 else None)
 
 
 async def announce_again(settings: Settings, keys: Sequence[str]) -> None:

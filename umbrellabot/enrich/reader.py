@@ -11,8 +11,9 @@ from typing import Any, BinaryIO, Final, cast
 
 from isal import igzip_lib
 
+from umbrellabot.enrich.document_ends import Entry, TextedEntry
 from umbrellabot.enrich.oversize import OversizeRecord
-from umbrellabot.enrich.splitter import Entry, RecordSplitter, TextedEntry
+from umbrellabot.enrich.splitter import RecordSplitter
 from umbrellabot.enrich.text_window import LogFormatError
 
 __all__ = [

@@ -17,7 +17,7 @@ the last `}`-`,`-`{`; after a batch fails on a boundary inside a record, the nex
 boundaries with as many `{` as `}` before them. Where no batch can be made (the end of the file,
 a record orjson refuses, a window full of boundaries that fail), records are read one at a time
 (`text_window.py`). A document that does not begin `{"Records":[` (other keys first) is parsed
-whole: the only case where a whole file is held in memory.
+whole (`document_ends.py`, with the header and the trailer).
 """
 
 from __future__ import annotations
@@ -29,23 +29,17 @@ from typing import Any, Final, cast
 
 import orjson
 
+from umbrellabot.enrich.document_ends import COMMA, DocumentWindow, TextedEntry
 from umbrellabot.enrich.oversize import OversizeRecord, record_end, stream_record
 from umbrellabot.enrich.record_cuts import RecordCutter, TextedRecord
 from umbrellabot.enrich.text_window import (
-    CLOSE_CURLY,
     OPEN_CURLY,
     OPEN_SQUARE,
-    QUOTE,
-    WS_RUN,
     LogFormatError,
     RecordTooLarge,
-    TextWindow,
     loads_json,
 )
 
-Entry = dict[str, Any] | OversizeRecord  # a record, or one too large to parse
-# An entry and, for a record cut out on its own (record_cuts.py), its text as in the file
-TextedEntry = tuple[Entry, bytes | None]
 Batch = list[Any] | Iterator[TextedRecord]
 
 BOM: Final = b"\xef\xbb\xbf"
@@ -55,8 +49,6 @@ SEPARATOR: Final = re.compile(rb"\}[ \t\n\r]*,[ \t\n\r]*\{")
 FIRST_KEY: Final = re.compile(rb'\{"[^"\\]{1,100}":')
 JSON_START: Final = frozenset(b'{["-0123456789tfn')
 CLOSE_SQUARE: Final = 0x5D
-COMMA: Final = 0x2C
-HEADER: Final = (b"{", b'"Records"', b":", b"[")
 DICT_ONLY: Final = {dict}
 WALK: Final = 32  # `}` looked at, from the end of the window, for a batch boundary
 BALANCE_STEPS: Final = 64  # candidates looked at for one balanced batch boundary
@@ -64,7 +56,7 @@ UNBALANCED: Final = -2
 CAREFUL_BATCHES: Final = 16  # batches checked by brace counts after a false boundary
 
 
-class RecordSplitter(TextWindow):
+class RecordSplitter(DocumentWindow):
     """Cuts the records out of one log file's text: the document, then batches."""
 
     cutter: RecordCutter  # of the batch being cut, once there is one
@@ -109,37 +101,6 @@ class RecordSplitter(TextWindow):
             return self.whole_document()
         self.pos = body
         return self.record_list()
-
-    def header(self, i: int) -> int:
-        """Match `{"Records":[` (any whitespace between) at `i`; the index after it, or -1."""
-        for token in HEADER:
-            i = self.skip_ws(i)
-            if i < 0:
-                raise LogFormatError("truncated JSON")
-            while len(self.buf) - i < len(token) and not self.eof:
-                i -= self.fill()
-            if not self.buf.startswith(token, i):
-                if len(self.buf) - i < len(token) and token.startswith(self.buf[i:]):
-                    raise LogFormatError("truncated JSON")
-                return -1
-            i += len(token)
-        return i
-
-    def whole_document(self) -> Iterator[TextedEntry]:
-        """Parse all that is left as one document (a layout other than the standard one)."""
-        while not self.eof:
-            self.fill(self.limit)
-        document = loads_json(memoryview(self.buf)[self.pos :], self.error_at(self.pos))
-        if not isinstance(document, dict) or "Records" not in document:
-            raise LogFormatError("no Records list")
-        records = document["Records"]
-        if not isinstance(records, list):
-            raise LogFormatError("Records is not a list")
-        self.buf = bytearray()
-        for index, record in enumerate(records):
-            if not isinstance(record, dict):
-                raise LogFormatError(f"record {index} is not an object")
-            yield record, None
 
     def record_list(self) -> Iterator[TextedEntry]:
         """The records of the Records list; self.pos is just after its `[`. A record longer
@@ -223,42 +184,6 @@ class RecordSplitter(TextWindow):
         record = loads_json(memoryview(self.buf)[self.pos : end], self.error_at(self.pos))
         self.pos = end
         return cast("dict[str, Any]", record)
-
-    def trailer(self) -> None:
-        """After the Records list: `}` and whitespace to the end, or more keys of the object."""
-        buf = self.buf
-        i = self.skip_ws(self.pos)
-        if i < 0:
-            raise LogFormatError("truncated JSON")
-        if buf[i] == COMMA:
-            self.pos = i
-            key = self.skip_ws(i + 1)
-            if key < 0:
-                raise LogFormatError("truncated JSON")
-            if buf[key] != QUOTE:
-                raise LogFormatError(f"not JSON: expected a key at byte {self.error_at(key)}")
-            while not self.eof:
-                self.fill(self.limit)
-            rest = b"{" + buf[self.pos + 1 :]
-            others = loads_json(rest, self.error_at(self.pos))
-            if "Records" in others:
-                raise LogFormatError("more than one Records list")
-            return
-        if buf[i] != CLOSE_CURLY:
-            raise LogFormatError(
-                f"not JSON: expected ',' or '}}' after the Records list at byte {self.error_at(i)}"
-            )
-        self.pos = i + 1
-        while True:
-            match = WS_RUN.match(buf, self.pos)
-            assert match is not None
-            if match.end() < len(buf):
-                at = self.error_at(match.end())
-                raise LogFormatError(f"not JSON: trailing data after the document at byte {at}")
-            self.pos = match.end()
-            if self.eof:
-                return
-            self.fill(self.chunk_size)
 
     # -- batches -----------------------------------------------------------------------------
 

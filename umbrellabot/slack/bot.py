@@ -2,10 +2,9 @@
 <eventID>` (and `show`, `recent`, `status`, `help`) in the thread of the mention.
 
 It runs in the daemon's event loop beside the ingest scheduler, so nothing here blocks: the
-event lookup is async (the state index, then the query engine, which runs in Athena or in a
-thread), state reads go to a thread, and the Bolt listeners only spawn the answer, so each
-Socket Mode envelope is acknowledged at once. A lookup is acknowledged in the thread at once
-("Looking up …") and answered when it is done; `recent`, when its source is slow, the same way.
+lookup is async (the state index, then the engine), state reads go to a thread, and the Bolt
+listeners only spawn the answer, so each envelope is acked at once. A slow lookup or `recent`
+is acknowledged in the thread ("Looking up …") and answered when done.
 
 Who gets an answer: `gate.py`, and the first process to claim the message when several share
 one state. `recent [N]` reads a RecentSource the daemon passes (the alert outbox, or a query
@@ -269,11 +268,8 @@ class SlackBot:
     async def _handle(self, event: dict[str, Any]) -> None:
         verdict = self._gate.verdict(event)
         channel, thread = verdict.channel, verdict.thread
-        ts = str(event.get("ts") or "")  # another process may have it already:
-        if (verdict.answer or verdict.refusal) and not await self._lookup.first_to_answer(
-            channel, ts
-        ):
-            return
+        if (verdict.answer or verdict.refusal) and not await self._first(channel, event):
+            return  # another process answers it
         refusal = verdict.refusal
         if refusal is None and verdict.answer:
             refusal = await self._membership.refusal(verdict.user)
@@ -292,6 +288,9 @@ class SlackBot:
             reference = uuid.uuid4().hex[:8]
             log.exception("answering %r in %s failed (reference %s)", command, channel, reference)
             await self._post(channel, thread, replies.something_went_wrong(reference))
+
+    async def _first(self, channel: str, event: dict[str, Any]) -> bool:
+        return await self._lookup.first_to_answer(channel, str(event.get("ts") or ""))
 
     async def _answer(
         self, command: commands.Command, channel: str, thread: str | None, user: str

@@ -109,3 +109,41 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     yield start
     for running in started:
         running.kill()
+
+
+StateOpener = Callable[[], Any]  # a new handle on one state, as another process opens it
+STATE_BACKENDS = ("sqlite", "dynamodb")
+
+
+@pytest.fixture(params=STATE_BACKENDS)
+def state_opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateOpener]:
+    """One state of each backend: SQLite in tmp_path, or a new DynamoDB table on moto's
+    server (events indexed as INDEX_EVENTS=all). Each call opens another handle on it; all are
+    closed after the test."""
+    opened: list[Any] = []
+    if request.param == "sqlite":
+        from umbrellabot.storage.sqlite import SqliteState
+
+        def make() -> Any:
+            return SqliteState(tmp_path / "state")
+    else:
+        from umbrellabot.storage.dynamodb import connect, setup_table
+
+        request.getfixturevalue("aws_env")
+        name = f"state-{tmp_path.name}"
+
+        def make() -> Any:
+            return connect(name, region="us-east-1", retention_days=30, index_all_events=True)
+
+        first = make()
+        setup_table(first.table)
+        opened.append(first)
+
+    def open_one() -> Any:
+        state = make()
+        opened.append(state)
+        return state
+
+    yield open_one
+    for state in opened:
+        state.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import StateOpener
 from fake_slack import BOT_TOKEN, FakeSlack, Posted
 from rich.console import Console
 
@@ -26,6 +27,7 @@ from umbrellabot.slack.alert_messages import alert_message, message_size, rollup
 from umbrellabot.slack.client import slack_client
 from umbrellabot.slack.notifier import SlackNotifier
 from umbrellabot.slack.text import BLOCKS_MAX, MESSAGE_TEXT_MAX, SECTION_TEXT_MAX
+from umbrellabot.storage.ports import StateBackend
 from umbrellabot.storage.sqlite import SqliteState
 
 CHANNEL = "#security-alerts"
@@ -65,7 +67,7 @@ def make_alert(
     return Alert(**values)
 
 
-def record(state: SqliteState, alerts: list[Alert], key: str | None = None) -> int:
+def record(state: StateBackend, alerts: list[Alert], key: str | None = None) -> int:
     """The alerts of one processed log file, committed like the ingest cycle does."""
     key = key or f"AWSLogs/file-{uuid.uuid4()}.json.gz"
     events = [(a.event_id or "", a.event_time, a.severity.name) for a in alerts]
@@ -86,7 +88,7 @@ def settings_for(fake: FakeSlack, **overrides: Any) -> Settings:
 
 
 def notifier(
-    settings: Settings, state: SqliteState, rule_channels: dict[str, str] | None = None, **kw: Any
+    settings: Settings, state: StateBackend, rule_channels: dict[str, str] | None = None, **kw: Any
 ) -> SlackNotifier:
     assert settings.slack_bot_token is not None
     client = slack_client(
@@ -120,17 +122,16 @@ def post_calls(fake: FakeSlack) -> list[Any]:
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[SqliteState]:
-    store = SqliteState(tmp_path / "state")
-    yield store
-    store.close()
+def state(state_opener: StateOpener) -> StateBackend:
+    """SQLite, or DynamoDB on moto's server: what the notifier is told of is the same."""
+    return state_opener()  # type: ignore[no-any-return]
 
 
 # rendering and escaping
 
 
 async def test_alert_is_rendered_with_every_field_and_log_text_arrives_inert(
-    fake: FakeSlack, state: SqliteState
+    fake: FakeSlack, state: StateBackend
 ) -> None:
     alert = make_alert(
         "ev-0001",
@@ -273,7 +274,7 @@ async def test_dedup_across_a_restart(fake: FakeSlack, tmp_path: Path) -> None:
 
 
 async def test_outage_then_recovery_loses_nothing_and_posts_once(
-    fake: FakeSlack, state: SqliteState
+    fake: FakeSlack, state: StateBackend
 ) -> None:
     ids = [f"ev-{i}" for i in range(3)]
     record(state, [make_alert(i, principal=f"user-{i}") for i in ids])
@@ -302,7 +303,7 @@ async def test_outage_then_recovery_loses_nothing_and_posts_once(
 
 
 async def test_network_error_leaves_alerts_in_the_outbox(
-    fake: FakeSlack, state: SqliteState
+    fake: FakeSlack, state: StateBackend
 ) -> None:
     record(state, [make_alert("ev-net")])
     unreachable = settings_for(fake, slack_api_url="http://127.0.0.1:9/api/")
@@ -328,7 +329,7 @@ class OutageAfter(FakeSlack):
         return result
 
 
-async def test_outage_in_the_middle_of_a_burst(state: SqliteState) -> None:
+async def test_outage_in_the_middle_of_a_burst(state: StateBackend) -> None:
     fake = OutageAfter(posts=7)  # 5 alerts, the roll-up parent, one thread reply
     await fake.start()
     try:
@@ -360,7 +361,7 @@ class Picky(FakeSlack):
 
 
 async def test_refused_blocks_fall_back_to_text_and_a_missing_channel_waits(
-    state: SqliteState,
+    state: StateBackend,
 ) -> None:
     fake = Picky()
     await fake.start()
@@ -379,7 +380,7 @@ async def test_refused_blocks_fall_back_to_text_and_a_missing_channel_waits(
 # 429 and pacing
 
 
-async def test_rate_limited_post_waits_retry_after(fake: FakeSlack, state: SqliteState) -> None:
+async def test_rate_limited_post_waits_retry_after(fake: FakeSlack, state: StateBackend) -> None:
     record(state, [make_alert("ev-429")])
     fake.rate_limited_calls = 1
     fake.retry_after_s = 1
@@ -392,7 +393,7 @@ async def test_rate_limited_post_waits_retry_after(fake: FakeSlack, state: Sqlit
 
 
 async def test_rate_limit_beyond_retries_defers_by_retry_after(
-    fake: FakeSlack, state: SqliteState
+    fake: FakeSlack, state: StateBackend
 ) -> None:
     record(state, [make_alert("ev-429")])
     fake.rate_limited_calls = 5
@@ -405,7 +406,7 @@ async def test_rate_limit_beyond_retries_defers_by_retry_after(
     assert attempt is not None and attempt[1] >= before + 120
 
 
-async def test_posts_to_one_channel_are_paced(fake: FakeSlack, state: SqliteState) -> None:
+async def test_posts_to_one_channel_are_paced(fake: FakeSlack, state: StateBackend) -> None:
     record(state, [make_alert(principal=f"user-{i}") for i in range(5)])
     slack = notifier(settings_for(fake, slack_post_interval_s=0.05), state)
     assert await flush_outbox(state.outbox, slack) == 5
@@ -414,7 +415,7 @@ async def test_posts_to_one_channel_are_paced(fake: FakeSlack, state: SqliteStat
     assert all(b - a >= 0.045 for a, b in itertools.pairwise(times))
 
 
-async def test_pacing_uses_the_injected_clock(fake: FakeSlack, state: SqliteState) -> None:
+async def test_pacing_uses_the_injected_clock(fake: FakeSlack, state: StateBackend) -> None:
     now = [100.0]
     slept: list[float] = []
 
@@ -436,7 +437,9 @@ async def test_pacing_uses_the_injected_clock(fake: FakeSlack, state: SqliteStat
 # roll-up
 
 
-async def test_burst_is_rolled_up_into_a_thread(fake: FakeSlack, state: SqliteState) -> None:
+async def test_burst_is_rolled_up_into_a_thread(
+    fake: FakeSlack, state: StateBackend, state_opener: StateOpener
+) -> None:
     burst = [make_alert(f"ev-{i:03d}") for i in range(500)]
     bob = make_alert("ev-bob", principal="arn:aws:iam::111111111111:user/bob")
     record(state, [*burst[:200], bob])
@@ -465,9 +468,8 @@ async def test_burst_is_rolled_up_into_a_thread(fake: FakeSlack, state: SqliteSt
     assert sorted(told) == sorted(a.event_id or "" for a in burst)
 
     # after a restart the same window goes on in the same thread
-    state_dir = state.path.parent
     state.close()
-    restarted = SqliteState(state_dir)
+    restarted = state_opener()
     try:
         record(restarted, [make_alert(f"ev-late-{i}") for i in range(10)])
         assert await flush_outbox(restarted.outbox, notifier(settings_for(fake), restarted)) == 10
@@ -478,7 +480,7 @@ async def test_burst_is_rolled_up_into_a_thread(fake: FakeSlack, state: SqliteSt
     assert len(fake.messages_in(CHANNEL)) == len(top)
 
 
-async def test_a_new_window_starts_after_m_minutes(fake: FakeSlack, state: SqliteState) -> None:
+async def test_a_new_window_starts_after_m_minutes(fake: FakeSlack, state: StateBackend) -> None:
     now = [1_000_000.0]
     settings = settings_for(fake, slack_rollup_threshold=2, slack_rollup_window_minutes=1)
     slack = notifier(settings, state, clock=lambda: now[0])
@@ -494,7 +496,7 @@ async def test_a_new_window_starts_after_m_minutes(fake: FakeSlack, state: Sqlit
 # channels, threshold, summary, choice
 
 
-async def test_rule_may_name_its_own_channel(fake: FakeSlack, state: SqliteState) -> None:
+async def test_rule_may_name_its_own_channel(fake: FakeSlack, state: StateBackend) -> None:
     record(state, [make_alert("ev-a"), make_alert("ev-b", rule_id="root-login")])
     slack = notifier(settings_for(fake), state, {"root-login": "C0ROOT001"})
     assert await flush_outbox(state.outbox, slack) == 2
@@ -503,7 +505,7 @@ async def test_rule_may_name_its_own_channel(fake: FakeSlack, state: SqliteState
 
 
 async def test_alerts_below_min_severity_leave_the_outbox_unposted(
-    fake: FakeSlack, state: SqliteState
+    fake: FakeSlack, state: StateBackend
 ) -> None:
     record(
         state,
@@ -517,7 +519,7 @@ async def test_alerts_below_min_severity_leave_the_outbox_unposted(
     assert slack.skipped == 1
 
 
-async def test_cycle_summary_is_off_by_default(fake: FakeSlack, state: SqliteState) -> None:
+async def test_cycle_summary_is_off_by_default(fake: FakeSlack, state: StateBackend) -> None:
     quiet = notifier(settings_for(fake), state)
     assert not await quiet.post_summary(files=3)
     chatty = notifier(settings_for(fake, slack_cycle_summary=True), state)
@@ -529,7 +531,7 @@ async def test_cycle_summary_is_off_by_default(fake: FakeSlack, state: SqliteSta
     assert message.text == "Processed 3 log files (1,200 records): 2 new alerts (2 high)."
 
 
-def test_console_without_slack_tokens(state: SqliteState) -> None:
+def test_console_without_slack_tokens(state: StateBackend) -> None:
     def settings(**values: Any) -> Settings:
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
@@ -542,7 +544,7 @@ def test_console_without_slack_tokens(state: SqliteState) -> None:
 
 
 async def test_an_api_url_without_its_trailing_slash_still_reaches_slack(
-    fake: FakeSlack, state: SqliteState
+    fake: FakeSlack, state: StateBackend
 ) -> None:
     assert fake.api_url.endswith("/")
     without = settings_for(fake, slack_api_url=fake.api_url.rstrip("/"))
@@ -552,7 +554,7 @@ async def test_an_api_url_without_its_trailing_slash_still_reaches_slack(
 
 
 async def test_a_post_slack_accepted_but_whose_answer_was_lost_is_not_posted_again(
-    fake: FakeSlack, state: SqliteState
+    fake: FakeSlack, state: StateBackend
 ) -> None:
     """The answer to the post is a 500 although Slack kept the message: before posting again,
     the notifier finds its own post by its metadata."""
@@ -566,7 +568,7 @@ async def test_a_post_slack_accepted_but_whose_answer_was_lost_is_not_posted_aga
 
 
 async def test_an_alert_failed_in_an_earlier_round_is_looked_for_before_posting(
-    fake: FakeSlack, state: SqliteState
+    fake: FakeSlack, state: StateBackend
 ) -> None:
     """Slack kept the post but every answer was lost: the round fails, the alert waits; the
     next round finds it posted and marks it delivered without a second post."""
@@ -581,7 +583,7 @@ async def test_an_alert_failed_in_an_earlier_round_is_looked_for_before_posting(
 
 
 async def test_a_rolled_up_reply_whose_answer_was_lost_is_not_posted_again(
-    fake: FakeSlack, state: SqliteState
+    fake: FakeSlack, state: StateBackend
 ) -> None:
     record(state, [make_alert(f"ev-{i:03d}") for i in range(8)])  # 5 alone, a parent, a reply
     fake.accepted_then_lost = 0
@@ -612,7 +614,7 @@ class LoseAnswerTo:
 
 
 async def test_a_follow_up_goes_in_its_alerts_thread_or_stands_alone(
-    fake: FakeSlack, state: SqliteState
+    fake: FakeSlack, state: StateBackend
 ) -> None:
     from umbrellabot.model.alerts import dedup_key
     from umbrellabot.model.own_alerts import delivery_resumed, delivery_silent

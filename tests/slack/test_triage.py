@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from builders import ACCOUNT_A, create_user
+from conftest import StateOpener
 from fake_slack import APP_TOKEN, BOT_TOKEN, FakeSlack, Posted, mention
 
 from umbrellabot.app.delivery import flush_outbox
@@ -28,7 +29,6 @@ from umbrellabot.query.lookup import EventLocator
 from umbrellabot.rules.rule import default_rules_path, load_rules
 from umbrellabot.slack.client import slack_client
 from umbrellabot.slack.triage_messages import ACK_ACTION, DETAILS_ACTION, MUTE_ACTION
-from umbrellabot.storage.sqlite import SqliteState
 
 CHANNEL = "CSEC00001"
 EVENT_ID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
@@ -49,7 +49,7 @@ def settings_for(fake: FakeSlack, tmp_path: Path, **overrides: Any) -> Settings:
 
 @pytest.fixture
 async def world(
-    fake: FakeSlack, tmp_path: Path, request: pytest.FixtureRequest
+    fake: FakeSlack, tmp_path: Path, request: pytest.FixtureRequest, state_opener: StateOpener
 ) -> AsyncIterator[dict[str, Any]]:
     """An alert posted to the channel (its event indexed, its enriched copy on disk) and the
     bot connected, both over the fake Slack (`@pytest.mark.settings(...)`: more settings)."""
@@ -58,7 +58,7 @@ async def world(
     record = {**create_user(event_id=EVENT_ID), "recipientAccountId": ACCOUNT_A}
     copy = tmp_path / "copy.json.gz"
     copy.write_bytes(gzip.compress(orjson.dumps(record) + b"\n"))
-    state = SqliteState(tmp_path / "state")
+    state = state_opener()  # SQLite, or DynamoDB on moto's server
     state.files.record_done(
         "AWSLogs/a.json.gz", "etag", str(copy), 1, [(EVENT_ID, None, "HIGH")], []
     )
@@ -81,9 +81,15 @@ async def world(
     await bot.start()
     assert await flush_outbox(state.outbox, notifier, triage=state.triage) == 1
     [posted] = fake.messages_in(CHANNEL)
-    yield {"state": state, "bot": bot, "posted": posted, "alert": alert, "notifier": notifier}
+    yield {
+        "state": state,
+        "bot": bot,
+        "posted": posted,
+        "alert": alert,
+        "notifier": notifier,
+        "open_state": state_opener,
+    }
     await bot.stop()
-    state.close()
 
 
 def element(posted: Posted, action_id: str) -> dict[str, Any]:
@@ -156,10 +162,9 @@ async def test_mute_silences_that_principal_only_and_says_who_muted_what_until_w
     new = fake.messages_in(CHANNEL)[before:]
     assert len(new) == 1 and "carol" in new[0].text  # the other principal still alerts
     assert state.outbox.outbox_depth() == 0  # the muted one is not waiting: it is kept, muted
-    muted = state.database.execute(
-        "SELECT muted_by FROM outbox WHERE event_id = ?", (same.event_id,)
-    ).fetchone()
-    assert muted == (mute.id,)
+    kept = {a.event_id for a in state.outbox.recent_alerts(10)}
+    still_open = {p.alert.event_id for p in state.triage.open_alerts(0, 100)[1]}
+    assert same.event_id in kept and same.event_id not in still_open  # kept, and muted
 
     # `mutes` lists it; `unmute` ends it; what comes next alerts again
     await fake.send_event(mention("<@UBOT000001> mutes"))
@@ -470,7 +475,7 @@ async def test_two_bots_on_one_state_answer_a_mention_and_its_retry_once(
     """Several workers run the bot on one state: Slack hands the mention to one connection and
     its retry to another (the fake spreads events over them); the first to claim it answers."""
     first = world["bot"]
-    other_state = SqliteState(tmp_path / "state")  # another process's handle on the state
+    other_state = world["open_state"]()  # another process's handle on the state
     second = slack_bot(
         settings_for(fake, tmp_path),
         locator=EventLocator(lambda location: asyncio.sleep(0, b""), index=other_state.events),

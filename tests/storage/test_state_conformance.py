@@ -1,16 +1,16 @@
-"""What every state backend must do, as `storage.ports` says it: the cases run against each
-backend the `backend` fixture names (SQLite today; the shared backend of issue 14 is to be
-added to BACKENDS and pass them unchanged). Two handles on one state stand for two processes."""
+"""What every state backend must do, as `storage.ports` says it: each case runs on every
+backend of `state_opener` (conftest.py): SQLite, and DynamoDB on moto's server. Two handles on
+one state stand for two processes."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from builders import create_user
+from conftest import StateOpener
 
 from umbrellabot.enrich.enrichment import alert_for
 from umbrellabot.model.alerts import Alert, dedup_key
@@ -18,31 +18,13 @@ from umbrellabot.model.own_alerts import FILE_ABANDONED
 from umbrellabot.model.records import Event
 from umbrellabot.rules.rule import Rule, default_rules_path, load_rules
 from umbrellabot.storage.ports import Delivery, StateBackend
-from umbrellabot.storage.sqlite import SqliteState
 
 Opener = Callable[[], StateBackend]
 
 
-def sqlite_opener(tmp_path: Path) -> Opener:
-    return lambda: SqliteState(tmp_path / "state")
-
-
-BACKENDS: dict[str, Callable[[Path], Opener]] = {"sqlite": sqlite_opener}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    opened: list[StateBackend] = []
-    make = BACKENDS[request.param](tmp_path)
-
-    def open_one() -> StateBackend:
-        state = make()
-        opened.append(state)
-        return state
-
-    yield open_one
-    for state in opened:
-        state.close()
+@pytest.fixture
+def opener(state_opener: StateOpener) -> Opener:
+    return state_opener
 
 
 @pytest.fixture(scope="module")

@@ -393,7 +393,7 @@ def load_settings(**overrides: Any) -> Settings:
             f"invalid setting {name} {source_of(name, env_file)}: {message}"
         ) from None
     problem = placeholder_in(settings, lambda key: source_of(key, env_file))
-    problem = problem or settings.check_ingest_mode()
+    problem = problem or settings.check_scale_out()
     if problem is not None:
         raise SettingsError(problem)
     return settings

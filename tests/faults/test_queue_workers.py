@@ -1,7 +1,8 @@
-"""Two `umbrellabot run` workers in INGEST_MODE=sqs on one queue and one state (SQLite: one
-host), the fake Slack, moto sending the notifications. One worker is killed (kill -9, its
-process group) while files are in flight: every file is still processed once, every alert posted
-once, and the survivor takes over the scheduled work."""
+"""Two `umbrellabot run` workers in INGEST_MODE=sqs on one queue and one state (SQLite on one
+host, or one DynamoDB table made by `umbrellabot state setup`), the fake Slack, moto sending the
+notifications. One worker is killed (kill -9, its process group) while files are in flight:
+every file is still processed once, every alert posted once, and the survivor takes over the
+scheduled work."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import json
 import os
 import re
 import signal
+import sqlite3
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -17,9 +21,12 @@ from typing import Any
 import boto3
 import pytest
 from builders import ACCOUNT_A, create_user, log_bytes, log_key, record, today
-from daemon_harness import Running, clean_env, free_port, state_count
+from daemon_harness import Running, clean_env, free_port
 from fake_slack import BOT_TOKEN, FakeSlack
 from sqs_helpers import make_queue, notify
+
+from umbrellabot.storage.dynamodb import connect
+from umbrellabot.storage.ports import FileState
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -60,6 +67,31 @@ def env_for(
     )
 
 
+class Ledger:
+    """What the state says of the files, read as a third party would (SQL, or the table)."""
+
+    def __init__(self, backend: str, state: Path, table: str, folder: str) -> None:
+        self.backend, self.state, self.folder = backend, state, folder
+        self.table = table
+
+    def files(self) -> list[FileState]:
+        if self.backend == "sqlite":
+            columns = "key, etag, status, attempts, reason, next_retry_at, deaths"
+            database = self.state / "umbrellabot.sqlite3"
+            if not database.exists():
+                return []
+            with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+                return [FileState(*row) for row in db.execute(f"SELECT {columns} FROM files")]
+        shared = connect(self.table, region="us-east-1", retention_days=30, index_all_events=False)
+        try:
+            return list(shared.files.file_states([self.folder]).values())
+        finally:
+            shared.close()
+
+    def done(self) -> int:
+        return sum(1 for f in self.files() if f.status == "done")
+
+
 def posted(fake: FakeSlack) -> Counter[str]:
     counts: Counter[str] = Counter()
     for message in fake.messages_in(ALERTS):
@@ -67,7 +99,9 @@ def posted(fake: FakeSlack) -> Counter[str]:
     return counts
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "dynamodb"])
 async def test_a_worker_killed_mid_file_changes_nothing(
+    backend: str,
     aws_env: dict[str, str],
     s3: Any,
     bucket: str,
@@ -79,9 +113,25 @@ async def test_a_worker_killed_mid_file_changes_nothing(
     url, arn = make_queue(sqs, f"{bucket}-files")
     notify(s3, bucket, arn)
     state = tmp_path / "state"
-    first = launch(env_for(aws_env, fake, bucket, state, url), "run", name="first")
+    env = env_for(aws_env, fake, bucket, state, url)
+    ledger = Ledger(
+        backend, state, f"{bucket}-state", log_key(ACCOUNT_A, "us-east-1", today(), "x")
+    )
+    ledger.folder = ledger.folder.rsplit("/", 1)[0] + "/"
+    if backend == "dynamodb":
+        env |= {"STATE_BACKEND": "dynamodb", "DYNAMODB_TABLE": ledger.table}
+        made = subprocess.run(
+            [sys.executable, "-m", "umbrellabot", "state", "setup"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert made.returncode == 0 and "created" in made.stdout, made.stderr
+    first = launch(env, "run", name="first")
     await first.wait_until(lambda: first.cycles_done() >= 1, 30, "the first worker up")
-    second = launch(env_for(aws_env, fake, bucket, state, url), "run", name="second")
+    second = launch({**env, "HEALTH_PORT": str(free_port())}, "run", name="second")
     await second.wait_until(lambda: second.cycles_done() >= 1, 30, "the second worker up")
     keys = {}
     for number in range(FILES):
@@ -92,19 +142,18 @@ async def test_a_worker_killed_mid_file_changes_nothing(
         key = log_key(ACCOUNT_A, "us-east-1", today(), name)
         s3.put_object(Bucket=bucket, Key=key, Body=log_bytes(records))
         keys[key] = event_id
-    done = "SELECT count(*) FROM files WHERE status = 'done'"
-    await first.wait_until(lambda: state_count(state, done) >= 2, 60, "files under way")
-    assert state_count(state, done) < FILES, "all done before the kill: make the files larger"
+    await first.wait_until(lambda: ledger.done() >= 2, 60, "files under way")
+    assert ledger.done() < FILES, "all done before the kill: make the files larger"
     os.killpg(first.process.pid, signal.SIGKILL)  # the holder of the scheduled work, mid-file
     first.process.wait()
     await second.wait_until(lambda: HOLDS in second.stderr(), 30, "the survivor takes over")
-    await second.wait_until(lambda: state_count(state, done) == FILES, 150, "every file done")
+    await second.wait_until(lambda: ledger.done() == FILES, 150, "every file done")
     await second.wait_until(lambda: len(posted(fake)) == FILES, 60, "every alert")
     code, _ = await second.stop()
     assert code == 0, second.stderr()
 
-    assert state_count(state, "SELECT count(*) FROM files") == FILES
-    assert state_count(state, "SELECT count(*) FROM files WHERE attempts > 0") == 0
+    files = ledger.files()
+    assert len(files) == FILES and all(f.attempts == 0 for f in files)
     counts = posted(fake)
     assert set(counts) == set(keys.values()) and set(counts.values()) == {1}
     for key in keys:

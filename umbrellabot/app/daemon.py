@@ -36,6 +36,7 @@ from umbrellabot.query.queries import QueryError
 from umbrellabot.slack.bot import SlackBotError
 from umbrellabot.slack.client import slack_client
 from umbrellabot.slack.recent import recent_from_outbox
+from umbrellabot.storage.dynamodb.table import StateError
 from umbrellabot.storage.s3 import S3AccessError, S3TransientError
 from umbrellabot.storage.sqs import QueueError
 
@@ -91,10 +92,10 @@ class Daemon:
             announced = None if ingest or not self._consumer else self._consumer.drain_seen()
             once = self._duty is None or self._duty.held
             outcome = await cycle(svc, deliver=False, ingest=ingest, announced=announced, once=once)
-        except (S3AccessError, S3TransientError, QueryError, UsageError) as err:
+        except (S3AccessError, S3TransientError, QueryError, UsageError, StateError) as err:
             # AWS refusing or not answering: one line naming the operation, no traceback
             readiness.last_error = str(err)
-            component = "s3" if isinstance(err, S3AccessError | S3TransientError) else "athena"
+            component = _component_of(err)
             svc.metrics.errors.labels(component=component).inc()
             log.error("cycle failed: %s", err)
         except asyncio.CancelledError:  # by _finish, past the budget: not an error of the job
@@ -346,3 +347,9 @@ class Daemon:
             log.warning(
                 "outbox not flushed at shutdown (%s); it is delivered next time", type(err).__name__
             )
+
+
+def _component_of(err: Exception) -> str:
+    if isinstance(err, StateError):
+        return "state"
+    return "s3" if isinstance(err, S3AccessError | S3TransientError) else "athena"

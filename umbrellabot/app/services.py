@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 
-from umbrellabot.app import wiring
+from umbrellabot.app import wiring, wiring_state
 from umbrellabot.app.account_names import AccountDirectory
 from umbrellabot.app.health import Metrics
 from umbrellabot.app.ingest import Ingestor
@@ -68,7 +68,7 @@ async def services(
     rules = wiring.load_rule_list(settings)  # invalid rules stop here, before any I/O
     detections = wiring.load_configured_detections(settings)
     async with AsyncExitStack() as stack:
-        state = wiring.open_state(settings)
+        state = wiring_state.open_state(settings)
         stack.callback(state.close)
         store = await stack.enter_async_context(wiring.open_store(settings))
         output = await stack.enter_async_context(wiring.open_output_store(settings, store))
@@ -100,7 +100,7 @@ async def lookup(settings: Settings) -> AsyncIterator[tuple[EventLocator, list[R
     enriched copies from; no worker pool, no notifier."""
     rules = wiring.load_rule_list(settings)
     async with AsyncExitStack() as stack:
-        state = wiring.existing_state(settings)
+        state = wiring_state.existing_state(settings)
         if state is not None:
             stack.callback(state.close)
         store = await stack.enter_async_context(

@@ -25,7 +25,6 @@ from umbrellabot.rules.rule import Rule, default_rules_path, load_rule_catalog, 
 from umbrellabot.rules.ruleset import RuleSet
 from umbrellabot.storage.local import LocalStore
 from umbrellabot.storage.ports import Notifier, ObjectStore, StateBackend
-from umbrellabot.storage.sqlite import DATABASE_NAME, SqliteState
 
 # The adapters that load AWS, Slack or DuckDB are imported where they are built, so that `scan`
 # and `rules` start fast.
@@ -110,15 +109,6 @@ def build_geo(settings: Settings) -> CountryLookup:
 
 
 # state and the object store
-
-
-def open_state(settings: Settings) -> StateBackend:
-    return SqliteState(settings.state_dir)
-
-
-def existing_state(settings: Settings) -> StateBackend | None:
-    """The state, when a daemon or a command has made one (`show` creates none)."""
-    return open_state(settings) if (settings.state_dir / DATABASE_NAME).exists() else None
 
 
 def local_store(settings: Settings, *, check: bool = True) -> LocalStore:

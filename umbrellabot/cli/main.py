@@ -337,10 +337,25 @@ def _service_commands(commands: Any) -> None:
             )
         action.set_defaults(handler=_service(f"cmd_athena_{name}"))
 
+    state = commands.add_parser("state", help="the durable state (STATE_BACKEND)")
+    text = (
+        "make the state (STATE_BACKEND=dynamodb: the table), before any worker; exit 3 if refused"
+    )
+    setup = state.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
+        "setup", help=text, description=text
+    )
+    setup.set_defaults(handler=_state_setup)
+
     health = commands.add_parser(
         "healthcheck", help="exit 0 when the daemon's /healthz answers (Docker HEALTHCHECK)"
     )
     health.set_defaults(handler=_service("cmd_healthcheck"))
+
+
+def _state_setup(args: argparse.Namespace) -> int:
+    from umbrellabot.cli.state import cmd_state_setup
+
+    return cmd_state_setup(args)
 
 
 def _print_problems(err: ProblemsError) -> None:

@@ -20,7 +20,7 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from umbrellabot.app import athena_tables, logs, render, wiring, wiring_scale
+from umbrellabot.app import athena_tables, logs, render, wiring, wiring_scale, wiring_state
 from umbrellabot.app.cycle import CycleOutcome, backfill, run_once
 from umbrellabot.app.daemon import Daemon
 from umbrellabot.app.services import Services, lookup
@@ -43,6 +43,7 @@ from umbrellabot.query.lookup import FoundEvent, find_in_folder
 from umbrellabot.query.queries import InvalidQueryInput, QueryError
 from umbrellabot.query.story import build_story
 from umbrellabot.rules.rule import Rule
+from umbrellabot.storage.dynamodb.table import StateError
 from umbrellabot.storage.s3 import S3AccessError, S3TransientError
 
 T = TypeVar("T")
@@ -58,7 +59,7 @@ def _aws(work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(work)
     except LayoutError as err:
         raise SettingsError(f"invalid setting CLOUDTRAIL_INITIAL_PREFIX: {err}") from None
-    except (S3AccessError, S3TransientError, QueryError) as err:
+    except (S3AccessError, S3TransientError, QueryError, StateError) as err:
         error(str(err))
         raise _Refused from None
 
@@ -87,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_settings()
     if not args.once:
         logs.configure(settings.log_level, settings.log_format)
-        return asyncio.run(Daemon(settings, stdout).run())
+        return _exit_code(lambda: _aws(Daemon(settings, stdout).run()))  # refused: one line
 
     def once() -> int:
         svc, outcome = _aws(run_once(settings, stdout, wide=args.wide))
@@ -197,7 +198,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
     settings = load_settings()
     if bool(args.keys) == bool(args.all):
         raise UsageError("retry: name the files (KEY ...) or give --all, not both")
-    state = wiring.existing_state(settings)
+    state = wiring_state.existing_state(settings)
     if state is None:
         error(f"no state in {settings.state_dir} (STATE_DIR): nothing was given up on there")
         return EXIT_FAILED
@@ -318,7 +319,7 @@ async def _post(settings: Settings, alerts: list[Any], *, wide: bool) -> tuple[i
     many were new, how many were delivered."""
     from umbrellabot.app.delivery import flush_outbox
 
-    state = wiring.open_state(settings)
+    state = wiring_state.open_state(settings)
     try:
         new = await asyncio.to_thread(state.outbox.add_alerts, alerts)
         notifier = wiring.notifier_for(settings, state, stdout, wide=wide)

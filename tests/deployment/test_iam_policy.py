@@ -23,6 +23,7 @@ PLACEHOLDERS = {
     "KMS_KEY_ARN": "arn:aws:kms:us-east-1:999988887777:key/1234abcd-12ab-34cd-56ef-1234567890ab",
     "SQS_QUEUE_NAME": "cloudtrail-files",
     "SQS_DEAD_LETTER_QUEUE_NAME": "cloudtrail-files-dead",
+    "DYNAMODB_TABLE": "umbrellabot-state",
 }
 KEY = PLACEHOLDERS["KMS_KEY_ARN"]
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
@@ -40,6 +41,8 @@ INSIGHT_LOG = f"{BUCKET_ARN}/AWSLogs/111122223333/CloudTrail-Insight/us-east-1/2
 INSIGHT_COPY = INSIGHT_LOG.replace("/AWSLogs/", "/processed/AWSLogs/")
 QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:cloudtrail-files"  # INGEST_MODE=sqs
 DEAD_LETTERS = f"arn:aws:sqs:{REGION}:{ACCOUNT}:cloudtrail-files-dead"
+STATE = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/umbrellabot-state"  # STATE_BACKEND=dynamodb
+STATE_INDEX = f"{STATE}/index/by_state"
 # Athena reads the table and writes results with the caller's permissions.
 ATHENA_READS = [
     ("glue:GetDatabase", DATABASE),
@@ -104,6 +107,23 @@ NEEDS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("sqs", "delete_message"): [("sqs:DeleteMessage", QUEUE)],
     ("sqs", "change_message_visibility"): [("sqs:ChangeMessageVisibility", QUEUE)],
     ("sqs", "send_message"): [("sqs:SendMessage", DEAD_LETTERS), ("sqs:SendMessage", QUEUE)],
+    # STATE_BACKEND=dynamodb (storage/dynamodb/): a transaction needs each item's own action
+    ("dynamodb", "get_item"): [("dynamodb:GetItem", STATE)],
+    ("dynamodb", "batch_get_item"): [("dynamodb:BatchGetItem", STATE)],
+    ("dynamodb", "put_item"): [("dynamodb:PutItem", STATE)],
+    ("dynamodb", "update_item"): [("dynamodb:UpdateItem", STATE)],
+    ("dynamodb", "delete_item"): [("dynamodb:DeleteItem", STATE)],
+    ("dynamodb", "batch_write_item"): [("dynamodb:BatchWriteItem", STATE)],
+    ("dynamodb", "transact_write_items"): [
+        ("dynamodb:PutItem", STATE),
+        ("dynamodb:UpdateItem", STATE),
+    ],
+    ("dynamodb", "query"): [("dynamodb:Query", STATE), ("dynamodb:Query", STATE_INDEX)],
+    ("dynamodb", "describe_table"): [("dynamodb:DescribeTable", STATE)],
+    # `umbrellabot state setup` alone (the waiter asks DescribeTable)
+    ("dynamodb", "create_table"): [("dynamodb:CreateTable", STATE)],
+    ("dynamodb", "describe_time_to_live"): [("dynamodb:DescribeTimeToLive", STATE)],
+    ("dynamodb", "update_time_to_live"): [("dynamodb:UpdateTimeToLive", STATE)],
 }
 SERVICE_OF_MODULE = {
     "s3.py": "s3",
@@ -111,9 +131,11 @@ SERVICE_OF_MODULE = {
     "athena_catalog.py": "glue",
     "organizations.py": "organizations",
     "sqs.py": "sqs",
+    "table.py": "dynamodb",
+    "setup.py": "dynamodb",
 }
 NO_RESOURCE_LEVEL = {"organizations:ListAccounts"}  # AWS allows only Resource "*" for these
-_CALL = re.compile(r"""_call\(\s*["']([a-z0-9_]+)["']""")
+_CALL = re.compile(r"""(?:_call|\.call)\(\s*["']([a-z0-9_]+)["']""")
 
 
 def called_operations() -> set[tuple[str, str]]:
@@ -177,6 +199,8 @@ def test_least_privilege() -> None:
     assert not allowed("s3:DeleteObject", PROCESSED)
     assert not allowed("sqs:ReceiveMessage", DEAD_LETTERS)  # dead letters are for people
     assert not allowed("sqs:DeleteQueue", QUEUE)
+    assert not allowed("dynamodb:DeleteTable", STATE) and not allowed("dynamodb:Scan", STATE)
+    assert not allowed("dynamodb:GetItem", STATE.replace("umbrellabot-state", "another"))
     assert not allowed("s3:GetObject", "arn:aws:s3:::another-bucket/AWSLogs/x")
     assert not allowed(
         "athena:StartQueryExecution", f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/other"

@@ -1,19 +1,22 @@
-"""INGEST_MODE=sqs with N worker processes, on moto's server (S3 and SQS) in a child process.
-A benchmark, not a test.
+"""INGEST_MODE=sqs with N worker processes, on moto's server (S3, SQS and DynamoDB) in a child
+process. A benchmark, not a test.
 
     python bench/bench_scale.py [--files 400] [--records 1000] [--workers 1,2,4]
                                 [--idle-s 60] [--kill-every-s 3] [--skip-kills]
+                                [--state dynamodb|sqlite]
 
 Each worker is `umbrellabot run` (INGEST_MODE=sqs, ENRICH_WORKERS=1, no Slack: alerts go to its
-stdout), all on one STATE_DIR (SQLite: one host; the DynamoDB backend of issue 14 is not built
-yet). S3 announces every file to the queue (moto sends the notifications). Measured:
+stdout), all on one state: a DynamoDB table made as `umbrellabot state setup` makes it
+(STATE_BACKEND=dynamodb, the default here), or one STATE_DIR (SQLite: one host). S3 announces
+every file to the queue (moto sends the notifications). Measured:
 
   1. files/s with 1, 2 and 4 workers: --files files of --records records, each with one
      CreateUser (one alert), put once the workers poll; the time until every file is done in the
      ledger. moto's CPU seconds beside the workers', since on 2 cores the stand-in is part of
      the load.
   2. requests per idle minute: 2 workers through a counting proxy, --idle-s seconds with
-     nothing announced: S3 LIST calls (goal 0) and SQS calls per worker (goal <= 4).
+     nothing announced: S3 LIST calls (goal 0), SQS calls per worker (goal <= 4), and the
+     DynamoDB calls per worker.
   3. losses and duplicates with a worker killed (kill -9, its process group) every
      --kill-every-s seconds and started again: files without their processed copy or with
      records missing or doubled, and alerts printed never or twice across all stdout files.
@@ -47,6 +50,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "faults"))
 from fault_proxy import FaultProxy  # noqa: E402  (a counting proxy: no faults drawn)
+
+from umbrellabot.storage.dynamodb import DynamoState, setup_table  # noqa: E402
 
 ACCOUNT = "111122223333"
 AWS = {
@@ -148,9 +153,15 @@ def _creds() -> dict[str, str]:
 class Setup:
     """One bucket, its queue and dead-letter queue, S3 notifying the queue."""
 
-    def __init__(self, moto: Moto, name: str) -> None:
+    def __init__(self, moto: Moto, name: str, state: str) -> None:
         self.s3, self.sqs = moto.client("s3"), moto.client("sqs")
         self.bucket = name
+        self.shared: DynamoState | None = None
+        if state == "dynamodb":  # the table, as `umbrellabot state setup` makes it
+            self.shared = DynamoState(
+                moto.client("dynamodb"), f"{name}-state", retention_days=30, index_all_events=False
+            )
+            setup_table(self.shared.table)
         self.s3.create_bucket(Bucket=name)
         self.queue = self.sqs.create_queue(QueueName=f"{name}-files")["QueueUrl"]
         self.dead = self.sqs.create_queue(QueueName=f"{name}-dead")["QueueUrl"]
@@ -203,6 +214,11 @@ class Workers:
             "SQS_VISIBILITY_S": "30",
             "RECONCILE_SCHEDULE": "",
             "STATE_DIR": str(self.state),
+            **(
+                {"STATE_BACKEND": "dynamodb", "DYNAMODB_TABLE": self.setup.shared.table.name}
+                if self.setup.shared
+                else {}
+            ),
             "ENRICH_WORKERS": "1",
             "S3_CONCURRENCY": "4",
             "DETECTIONS_ENABLED": "false",
@@ -263,6 +279,9 @@ class Workers:
                 os.killpg(process.pid, signal.SIGKILL)
 
     def done(self) -> int:
+        if self.setup.shared is not None:
+            states = self.setup.shared.files.file_states([key_of(0).rsplit("/", 1)[0] + "/"])
+            return sum(1 for state in states.values() if state.status == "done")
         database = self.state / "umbrellabot.sqlite3"
         if not database.exists():
             return 0
@@ -291,8 +310,10 @@ async def wait_for(condition: Any, timeout: float, what: str) -> float:
     return time.monotonic() - started
 
 
-async def throughput(moto: Moto, bodies: dict[int, bytes], count: int, root: Path) -> None:
-    setup = Setup(moto, f"scale-{count}-{int(time.time())}")
+async def throughput(
+    moto: Moto, bodies: dict[int, bytes], count: int, root: Path, state: str
+) -> None:
+    setup = Setup(moto, f"scale-{count}-{int(time.time())}", state)
     folder = Path(tempfile.mkdtemp(dir=root))
     workers = Workers(setup, moto.endpoint, folder, count)
     try:
@@ -312,10 +333,10 @@ async def throughput(moto: Moto, bodies: dict[int, bytes], count: int, root: Pat
         workers.stop()
 
 
-async def idle_requests(moto: Moto, root: Path, seconds: float) -> None:
+async def idle_requests(moto: Moto, root: Path, seconds: float, state: str) -> None:
     proxy = FaultProxy(moto.endpoint, seed=1, rates={})
     await proxy.start()
-    setup = Setup(moto, f"idle-{int(time.time())}")
+    setup = Setup(moto, f"idle-{int(time.time())}", state)
     folder = Path(tempfile.mkdtemp(dir=root))
     workers = Workers(setup, proxy.url, folder, 2)
     try:
@@ -326,9 +347,11 @@ async def idle_requests(moto: Moto, root: Path, seconds: float) -> None:
         minutes = seconds / 60
         lists = proxy.passed.get("ListObjectsV2", 0) + proxy.passed.get("GetBucket", 0)
         sqs = sum(n for op, n in proxy.passed.items() if op in _SQS_OPS)
+        table = sum(n for op, n in proxy.passed.items() if op in _DYNAMODB_OPS)
         print(
             f"  idle, 2 workers, {seconds:.0f} s: S3 LIST {lists / minutes:.1f}/min (goal 0);"
-            f" SQS {sqs / minutes / 2:.1f}/min per worker (goal <= 4); all: {dict(proxy.passed)}"
+            f" SQS {sqs / minutes / 2:.1f}/min per worker (goal <= 4); DynamoDB"
+            f" {table / minutes / 2:.1f}/min per worker; all: {dict(proxy.passed)}"
         )
     finally:
         workers.stop()
@@ -336,12 +359,23 @@ async def idle_requests(moto: Moto, root: Path, seconds: float) -> None:
 
 
 _SQS_OPS = {"ReceiveMessage", "DeleteMessage", "ChangeMessageVisibility", "SendMessage"}
+_DYNAMODB_OPS = {
+    "GetItem",
+    "BatchGetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "TransactWriteItems",
+    "Query",
+    "DescribeTable",
+}
 
 
 async def with_kills(
-    moto: Moto, bodies: dict[int, bytes], records: int, every_s: float, root: Path
+    moto: Moto, bodies: dict[int, bytes], records: int, every_s: float, root: Path, state: str
 ) -> None:
-    setup = Setup(moto, f"kills-{int(time.time())}")
+    setup = Setup(moto, f"kills-{int(time.time())}", state)
     folder = Path(tempfile.mkdtemp(dir=root))
     workers = Workers(setup, moto.endpoint, folder, 2)
     rng = random.Random(7)
@@ -390,11 +424,13 @@ async def main() -> None:
     parser.add_argument("--idle-s", type=float, default=60.0)
     parser.add_argument("--kill-every-s", type=float, default=3.0)
     parser.add_argument("--skip-kills", action="store_true")
+    parser.add_argument("--state", choices=["dynamodb", "sqlite"], default="dynamodb")
     args = parser.parse_args()
     bodies = {file: log_file(file, args.records) for file in range(args.files)}
     print(
         f"{args.files} files of {args.records} records"
-        f" ({sum(map(len, bodies.values())) / 1e6:.1f} MB gzip); {os.cpu_count()} cores"
+        f" ({sum(map(len, bodies.values())) / 1e6:.1f} MB gzip); {os.cpu_count()} cores;"
+        f" state: {args.state}"
     )
     moto = Moto()
     keep = os.environ.get("BENCH_KEEP")  # a folder: the workers' logs stay there
@@ -402,11 +438,11 @@ async def main() -> None:
         root = Path(tmp)
         try:
             for count in (int(n) for n in args.workers.split(",")):
-                await throughput(moto, bodies, count, root)
+                await throughput(moto, bodies, count, root, args.state)
             if args.idle_s > 0:
-                await idle_requests(moto, root, args.idle_s)
+                await idle_requests(moto, root, args.idle_s, args.state)
             if not args.skip_kills:
-                await with_kills(moto, bodies, args.records, args.kill_every_s, root)
+                await with_kills(moto, bodies, args.records, args.kill_every_s, root, args.state)
         finally:
             moto.close()
 

@@ -143,14 +143,22 @@ def mark_told(table: Table, alert_id: int, now: float) -> None:
 class DynamoOutbox:
     def __init__(self, table: Table) -> None:
         self._table = table
+        # What this handle knows without asking again: the claimants its last walk through
+        # the pending alerts saw, and the alerts it claimed and has not told yet, by claimant.
+        self._owners_seen: set[str] | None = None
+        self._claimed: dict[str, set[int]] = {}
 
     def add_alerts(self, alerts: Sequence[Alert]) -> int:
         return insert_alerts(self._table, alerts, time.time())
 
     def _pending(self, now: float) -> Iterator[Item]:
+        seen: set[str] = set()
         for item in self._table.query(PENDING, index="by_state"):  # TTL: the real time
+            if item.get("claimed_by"):
+                seen.add(str(item["claimed_by"]))
             if float(item.get("next_attempt_at", 0)) <= now:
                 yield item
+        self._owners_seen = seen  # a whole walk only
 
     def pending_alerts(self, limit: int = 1000, now: float | None = None) -> list[PendingAlert]:
         moment = time.time() if now is None else now
@@ -187,23 +195,30 @@ class DynamoOutbox:
             except ConditionFailed:
                 continue  # another process claimed it, or it was delivered meanwhile
             claimed.append(pending_of(before, owner))
+            self._claimed.setdefault(owner, set()).add(claimed[-1].id)
             if len(claimed) >= limit:
                 break
         return claimed
 
     def claim_owners(self) -> set[str]:
-        return {
-            str(item["claimed_by"])
-            for item in self._table.query(PENDING, index="by_state")
-            if item.get("claimed_by")
-        }
+        """The claimants of pending alerts as the last whole walk through them saw them (a
+        delivery round makes one): a claimant that died is let go of a round later, and an
+        idle round costs one query, not three."""
+        if self._owners_seen is None:
+            for _ in self._pending(0.0):
+                pass
+        return set(self._owners_seen or ())
 
     def release_claims(self, owner: str, *, maybe_told: bool = False) -> None:
+        """This handle's own claims from memory; another claimant's through the pending list."""
         change = "SET claimed_until = :zero" if maybe_told else "REMOVE claimed_by, claimed_until"
-        for item in self._table.query(PENDING, index="by_state"):
-            if item.get("claimed_by") != owner:
-                continue
-            pk, sk = alert_key(int(item["alert_id"]))
+        if owner in self._claimed and not maybe_told:
+            ids = sorted(self._claimed.pop(owner))
+        else:
+            items = self._table.query(PENDING, index="by_state")
+            ids = [int(i["alert_id"]) for i in items if i.get("claimed_by") == owner]
+        for alert_id in ids:
+            pk, sk = alert_key(alert_id)
             try:
                 self._table.update(
                     pk,
@@ -220,6 +235,11 @@ class DynamoOutbox:
         now = time.time()
         for alert_id in alert_ids:
             mark_told(self._table, alert_id, now)
+            self._forget_claim(alert_id)
+
+    def _forget_claim(self, alert_id: int) -> None:
+        for ids in self._claimed.values():
+            ids.discard(alert_id)
 
     def record_message(self, alert_id: int, channel: str, ts: str) -> None:
         pk, sk = alert_key(alert_id)
@@ -252,6 +272,7 @@ class DynamoOutbox:
             retry=retry_at,
             one=1,
         )
+        self._forget_claim(alert_id)
 
     def delivery_attempt(self, alert_id: int) -> tuple[int, float] | None:
         item = self._table.get(*alert_key(alert_id))

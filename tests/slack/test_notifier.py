@@ -4,6 +4,7 @@ roll-up of a burst, rule channels, the severity threshold and the cycle summary.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -478,6 +479,38 @@ async def test_burst_is_rolled_up_into_a_thread(
     assert len(fake.replies_to(parent.ts)) == len(replies) + 1
     assert "*510* alerts" in all_text(parent)
     assert len(fake.messages_in(CHANNEL)) == len(top)
+
+
+async def test_two_processes_rolling_up_one_burst_post_one_parent(
+    fake: FakeSlack, state: StateBackend, state_opener: StateOpener
+) -> None:
+    """Two workers deliver the same burst at once, each its own batches: one of them posts the
+    parent, the other's alerts wait a round and go in its thread; the count adds up."""
+    burst = [make_alert(f"ev-{i:03d}") for i in range(60)]
+    record(state, burst)
+    other = state_opener()
+    one, two = notifier(settings_for(fake), state), notifier(settings_for(fake), other)
+    delivered = 0
+    for _ in range(10):
+        rounds = await asyncio.gather(
+            flush_outbox(state.outbox, one, batch=10, owner="p1"),
+            flush_outbox(other.outbox, two, batch=10, owner="p2"),
+        )
+        delivered += sum(rounds)
+        if state.outbox.outbox_depth() == 0:
+            break
+    assert delivered == 60
+    top = fake.messages_in(CHANNEL)
+    parents = [m for m in top if "alerts of IAM user created" in m.text]
+    assert len(parents) == 1, [m.text for m in top]
+    told = re.findall(r"events/(ev-\d+)\|", " ".join(all_text(m) for m in fake.posted))
+    assert sorted(told) == sorted(a.event_id or "" for a in burst)  # each once
+    # its count is its window's, updated from what both added; the alerts before it may have
+    # gone out on their own in either process's first window (5 each at most)
+    shown = int(re.findall(r"\*(\d+)\* alerts", all_text(parents[0]))[-1])
+    stored = state.rollups.rollup_window(CHANNEL, "iam-create-user", burst[0].principal or "", 0)
+    assert stored is not None and stored.parent_ts == parents[0].ts and shown == stored.alerts
+    assert len(top) - 1 + shown >= 60 and len(top) - 1 <= 10
 
 
 async def test_a_new_window_starts_after_m_minutes(fake: FakeSlack, state: StateBackend) -> None:

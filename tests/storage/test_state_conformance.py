@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from umbrellabot.model.alerts import Alert, dedup_key
 from umbrellabot.model.own_alerts import FILE_ABANDONED
 from umbrellabot.model.records import Event
 from umbrellabot.rules.rule import Rule, default_rules_path, load_rules
-from umbrellabot.storage.ports import Delivery, StateBackend
+from umbrellabot.storage.ports import Delivery, RollupWindow, StateBackend
 
 Opener = Callable[[], StateBackend]
 
@@ -189,3 +190,32 @@ def test_the_cycle_log_says_when_a_cycle_last_succeeded(opener: Opener) -> None:
     last: dict[str, Any] | None = state.cycles.last_cycle()
     assert last is not None and last["files"] == 2
     assert state.cycles.last_success_at() is not None
+
+
+# -- roll-ups: several processes add to one --------------------------------------------------
+
+
+def test_a_roll_up_has_one_parent_and_counts_what_every_process_added(
+    opener: Opener, rule: Rule
+) -> None:
+    one, two = opener(), opener()
+    now = time.time()
+    mine = RollupWindow("C1", "iam-user-created", "alice", now - 10)
+    theirs = RollupWindow("C1", "iam-user-created", "alice", now - 5)  # started meanwhile
+    one.rollups.save_rollup(mine)
+    two.rollups.save_rollup(theirs)
+    assert one.rollups.claim_parent(mine, "p1", now, 60)
+    assert not two.rollups.claim_parent(theirs, "p2", now, 60)  # p1 posts the parent
+    assert one.rollups.claim_parent(mine, "p1", now + 1, 60)  # its own claim, again
+    one.rollups.save_rollup(replace(mine, parent_channel="C1", parent_ts="1764700000.000100"))
+    found = two.rollups.rollup_window("C1", "iam-user-created", "alice", now - 600)
+    assert found is not None and found.parent_ts == "1764700000.000100"  # not their newer one
+    assert not two.rollups.claim_parent(found, "p2", now + 120, 60)  # it has its parent
+    # both tell alerts in its thread at once, each from the count it read: none is lost
+    one.outbox.add_alerts(alerts(rule, *(f"e-{n}" for n in range(5))))
+    ids = [p.id for p in one.outbox.pending_alerts()]
+    one.rollups.save_rollup(replace(found, alerts=found.alerts + 2), ids[:2])
+    two.rollups.save_rollup(replace(found, alerts=found.alerts + 3), ids[2:])
+    after = one.rollups.rollup_by_parent("C1", "1764700000.000100")
+    assert after is not None and after.alerts == 5
+    assert one.outbox.pending_alerts() == []

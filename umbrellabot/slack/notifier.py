@@ -1,24 +1,18 @@
 """Alerts from the durable outbox to Slack: a `storage.ports.Notifier`.
 
-- Channel: the first route that matches (routing.py), the rule's own, else `SLACK_CHANNEL`.
-- `ALERT_MIN_SEVERITY`: alerts below it (waiting when the threshold was raised: enrichment drops
-  them) are handed back as handled, unposted, so that they leave the outbox.
-- Never twice: the outbox is unique per (eventID, rule); each alert is marked delivered in the
-  state store as soon as Slack accepted its message (with its roll-up count, in one transaction),
-  so a crash later in the round does not post it again.
-- Never lost: a Slack outage, HTTP 5xx, network error, rate limit still in force after the SDK's
-  retries, or a refusal such as `channel_not_found` stops the round for that channel; its
-  undelivered alerts stay in the outbox with `next_attempt_at` pushed back (exponential, capped;
-  at least Retry-After). A message Slack refuses for its content is sent once more as plain text.
-- HTTP 429: slack_sdk's retry handler waits Retry-After, 5xx and connection errors get quick
-  retries; posts to a channel are `SLACK_POST_INTERVAL_S` apart, channels run concurrently.
-- Roll-up, per channel, rule and principal, in windows of `SLACK_ROLLUP_WINDOW_MINUTES` (M) that
-  start with the first alert delivered: the first `SLACK_ROLLUP_THRESHOLD` (N) alerts are posted
-  on their own; the next one opens a parent message ("K alerts for P within M minutes"), the rest
-  are listed in its thread (as few replies as Slack's limits allow, up to 100 alerts each), and
-  the parent's count is kept up to date with chat.update (`rollup.py` decides; this module
-  posts). Windows are in the roll-up store (a restart continues them); the parent's
-  Acknowledge acknowledges its thread (slack/triage.py).
+- Channel: the first route that matches (routing.py), the rule's own, else `SLACK_CHANNEL`;
+  alerts below `ALERT_MIN_SEVERITY` are handed back as handled, unposted.
+- Never twice: the outbox is unique per (eventID, rule); an alert is marked delivered (with its
+  roll-up count) as soon as Slack accepted its message.
+- Never lost: an outage, 5xx, network error, rate limit beyond the SDK's retries or a refusal
+  stops the round for that channel; its alerts stay in the outbox, retried later (exponential,
+  capped, at least Retry-After). A message refused for its content goes once more as text.
+  Posts to a channel are `SLACK_POST_INTERVAL_S` apart; channels run concurrently.
+- Roll-up per channel, rule and principal in windows of `SLACK_ROLLUP_WINDOW_MINUTES`: the
+  first `SLACK_ROLLUP_THRESHOLD` alerts on their own, then one parent message whose thread lists
+  the rest and whose count is kept up to date (`rollup.py` decides). Windows are in the roll-up
+  store: a restart continues them; processes add to one, only the one that claimed the parent
+  posts it, and the others' alerts wait a round for its thread.
 """
 
 from __future__ import annotations
@@ -26,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -70,6 +65,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[Any]]
+PARENT_CLAIM_S = 120.0  # a process that dies after claiming a parent holds it this long
 
 
 class SlackNotifier:
@@ -112,6 +108,7 @@ class SlackNotifier:
         self._retry_max_s = retry_max_s
         self._clock = clock
         self._pacer = Pacer(post_interval_s, monotonic, sleep)
+        self._owner = uuid.uuid4().hex  # who claims a roll-up's parent
         self.posts = 0  # chat.postMessage calls Slack accepted
         self.updates = 0  # chat.update calls Slack accepted
         self.skipped = 0  # alerts below min_severity, handled without a post
@@ -218,8 +215,7 @@ class SlackNotifier:
         return True
 
     async def _post_follow_up(self, channel: str, pending: PendingAlert, failed: set[int]) -> bool:
-        """A line in the thread of the alert it follows; that alert's own message when the
-        thread is not known (never posted, or pruned)."""
+        """A line in the thread of the alert it follows (unknown thread: a message of its own)."""
         parent_key = pending.alert.reply_to
         parent = await asyncio.to_thread(self._outbox.message_of, parent_key or "")
         if parent is None:
@@ -249,6 +245,11 @@ class SlackNotifier:
     ) -> None:
         sample = group[0]
         shown = window.alerts  # the count the parent shows (an existing parent: updated below)
+        if window.parent_ts is None and not await asyncio.to_thread(
+            self._rollups.claim_parent, window, self._owner, self._clock(), PARENT_CLAIM_S
+        ):
+            log.info("another process posts the roll-up of %s: its thread next round", sample.id)
+            return
         if window.parent_ts is None:
             planned = window.alerts + len(group)
             first, last = event_span(window, [p.alert for p in group])
@@ -307,7 +308,8 @@ class SlackNotifier:
         stored = await asyncio.to_thread(
             self._rollups.rollup_by_parent, window.parent_channel, window.parent_ts
         )
-        if stored is not None:
+        if stored is not None:  # its count too: other processes may have added to it
+            window.alerts = max(window.alerts, stored.alerts)
             window.acked_by, window.acked_at, window.acked = (
                 stored.acked_by,
                 stored.acked_at,
@@ -337,8 +339,7 @@ class SlackNotifier:
         refs: Sequence[str] = (),
         recheck: bool = False,
     ) -> tuple[str, str]:
-        """chat.postMessage to `to` (default `channel`), paced per `channel` (the configured
-        name or ID), telling the alerts `refs` once (posting.py); returns (channel ID, ts)."""
+        """chat.postMessage to `to` (or `channel`, the pace's key), telling `refs` once."""
         await self._pacer.wait(channel)
         try:
             posted = await self._poster.post(
@@ -375,8 +376,7 @@ class SlackNotifier:
         failed: int = 0,
         by_severity: Mapping[Severity, int] | None = None,
     ) -> bool:
-        """Post "Processed N log files ..." to SLACK_CHANNEL when SLACK_CYCLE_SUMMARY is on and
-        the cycle processed files. Best effort: returns whether it was posted."""
+        """ "Processed N log files ..." to SLACK_CHANNEL (SLACK_CYCLE_SUMMARY): whether posted."""
         if not self._cycle_summary or files <= 0:
             return False
         message = cycle_summary_message(

@@ -1,10 +1,5 @@
-"""The storage ports: small protocols between the cycle, delivery, the bot and the adapters.
-
-Ingest, delivery, the detections and the bot receive the repositories they use, never a
-concrete store; SQLite (`storage.sqlite`) implements every one of them over one database, and a
-second backend implements the same protocols. The types they exchange are plain data, defined
-here beside the protocols.
-"""
+"""The storage ports: small protocols between the cycle, delivery, the bot and the adapters
+(SQLite: `storage.sqlite`; DynamoDB: `storage.dynamodb`), and the plain data they exchange."""
 
 from __future__ import annotations
 
@@ -219,14 +214,21 @@ class RollupWindow:
 
 
 class RollupStore(Protocol):
-    def rollup_window(
+    """Processes add to one roll-up: the count grows atomically, one parent (`claim_parent`)."""
+
+    def rollup_window(  # started after `since`: the one with a parent, else the newest
         self, channel: str, rule_id: str, principal: str, since: float
     ) -> RollupWindow | None: ...
 
     def save_rollup(self, window: RollupWindow, delivered: Sequence[int] = ()) -> None:
-        """Store the window and mark the `delivered` outbox ids delivered, atomically; once
-        the window has a parent, the delivered alerts without a message of their own are told
+        """Store the window, its count grown by len(`delivered`), and mark those ids delivered,
+        atomically; with a parent, the delivered alerts without a message of their own are told
         in its thread. The acknowledgement fields are `Triage.acknowledge_thread`'s alone."""
+        ...
+
+    def claim_parent(self, window: RollupWindow, owner: str, now: float, ttl_s: float) -> bool:
+        """Whether `owner` may post the parent of (channel, rule, principal): no window since
+        `window.window_start` has one, and no other claim of the last `ttl_s` holds."""
         ...
 
     def rollup_by_parent(self, channel: str, ts: str) -> RollupWindow | None:
@@ -277,9 +279,7 @@ class CycleLog(Protocol):
     def start_cycle(self) -> int: ...
     def finish_cycle(self, cycle_id: int, **counts: Any) -> None: ...
     def last_cycle(self) -> dict[str, Any] | None: ...
-    def last_success_at(self) -> float | None:
-        """When the last cycle that ended without an error ended."""
-        ...
+    def last_success_at(self) -> float | None: ...  # the end of the last cycle without error
 
     def prune_cycles(self, older_than: float) -> int: ...
     def hold_duty(self, name: str, owner: str, lease_s: float, now: float) -> bool:
@@ -375,8 +375,7 @@ class DigestLog(Protocol):
 
 
 class StateBackend(Protocol):
-    """The five repositories of one state backend (SQLite; later a shared one), and closing
-    it."""
+    """The nine repositories of one state backend (SQLite, DynamoDB), and closing it."""
 
     @property
     def files(self) -> FileLedger: ...

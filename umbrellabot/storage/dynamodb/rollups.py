@@ -57,15 +57,38 @@ class DynamoRollups:
     def rollup_window(
         self, channel: str, rule_id: str, principal: str, since: float
     ) -> RollupWindow | None:
-        for item in self._table.query(
-            rollup_key(channel, rule_id, principal),
-            sk_condition="#sk > :sk",
-            newest_first=True,
-            limit=1,
-            sk=moment(since),
-        ):
-            return window_of(item)
-        return None
+        """The window since `since` that has a parent, else the newest (two processes may
+        each have started one)."""
+        windows = list(
+            self._table.query(
+                rollup_key(channel, rule_id, principal), sk_condition="#sk > :sk", sk=moment(since)
+            )
+        )
+        windows.sort(key=lambda i: (bool(i.get("parent_ts")), float(i["window_start"])))
+        return window_of(windows[-1]) if windows else None
+
+    def claim_parent(self, window: RollupWindow, owner: str, now: float, ttl_s: float) -> bool:
+        """A claim item per (channel, rule, principal), taken by a conditional write; refused
+        once a window since this one has a parent."""
+        key = rollup_key(window.channel, window.rule_id, window.principal)
+        since = moment(window.window_start - 1e-6)
+        for item in self._table.query(key, sk_condition="#sk > :sk", sk=since):
+            if item.get("parent_ts"):
+                return False
+        try:
+            self._table.update(
+                f"{key}#parent",  # beside the windows' partition (its parts are quoted)
+                "claim",
+                "SET claim_owner = :owner, held_until = :until, expires = :expires",
+                "attribute_not_exists(pk) OR claim_owner = :owner OR held_until < :now",
+                owner=owner,
+                until=now + ttl_s,
+                expires=now + ttl_s + 86400,
+                now=now,
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def rollup_by_parent(self, channel: str, ts: str) -> RollupWindow | None:
         return rollup_by_parent(self._table, channel, ts)
@@ -86,7 +109,7 @@ class DynamoRollups:
         for alert_id in delivered:
             with contextlib.suppress(ConditionFailed):  # no such alert (past its retention)
                 self._table.update(*alert_key(alert_id), expression, condition, **told)
-        expression, names = self._window_change(window, now)
+        expression, names = self._window_change(window, delivered, now)
         self._table.update(
             rollup_key(window.channel, window.rule_id, window.principal),
             moment(window.window_start),
@@ -94,19 +117,23 @@ class DynamoRollups:
             **names,
         )
 
-    def _window_change(self, window: RollupWindow, now: float) -> tuple[str, dict[str, Any]]:
+    def _window_change(
+        self, window: RollupWindow, delivered: Sequence[int], now: float
+    ) -> tuple[str, dict[str, Any]]:
         names: dict[str, Any] = {
             "channel": window.channel,
             "rule": window.rule_id,
             "principal": window.principal,
             "start": window.window_start,
-            "alerts": window.alerts,
+            "base": window.alerts - len(delivered),  # what a new window starts from
+            "added": len(delivered),
             "now": now,
             "expires": self._table.kept_until(now),
         }
         sets = [
             "channel = :channel, rule_id = :rule, principal_name = :principal,"
-            " window_start = :start, alerts_told = :alerts, updated_at = :now, expires = :expires"
+            " window_start = :start, alerts_told = if_not_exists(alerts_told, :base) + :added,"
+            " updated_at = :now, expires = :expires"
         ]
         removes = []
         for attribute, name, value in (
@@ -120,7 +147,9 @@ class DynamoRollups:
                 names[name] = value
         if window.parent_channel and window.parent_ts:
             sets.append(
-                "parent_channel = :pchannel, parent_ts = :pts, g2pk = :message, g2sk = :wsk"
+                "parent_channel = if_not_exists(parent_channel, :pchannel),"
+                " parent_ts = if_not_exists(parent_ts, :pts),"
+                " g2pk = if_not_exists(g2pk, :message), g2sk = if_not_exists(g2sk, :wsk)"
             )
             names |= {
                 "pchannel": window.parent_channel,

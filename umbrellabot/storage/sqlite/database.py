@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 DATABASE_NAME = "umbrellabot.sqlite3"
 
 _SCHEMA = """
@@ -123,6 +123,14 @@ CREATE TABLE IF NOT EXISTS mentions (  -- the Slack messages a process claimed t
     ts TEXT NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (channel, ts)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS parent_claims (  -- who posts a roll-up's parent message (9)
+    channel TEXT NOT NULL,
+    rule_id TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    until REAL NOT NULL,
+    PRIMARY KEY (channel, rule_id, principal)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quiet_counts (
     day TEXT NOT NULL,             -- YYYY-MM-DD of the events (UTC)

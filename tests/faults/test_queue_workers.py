@@ -11,8 +11,6 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from builders import ACCOUNT_A, create_user, log_bytes, log_key, record, today
-from daemon_harness import Running, clean_env, free_port
+from daemon_harness import Running, clean_env, free_port, run_cli
 from fake_slack import BOT_TOKEN, FakeSlack
 from sqs_helpers import make_queue, notify
 
@@ -120,14 +118,7 @@ async def test_a_worker_killed_mid_file_changes_nothing(
     ledger.folder = ledger.folder.rsplit("/", 1)[0] + "/"
     if backend == "dynamodb":
         env |= {"STATE_BACKEND": "dynamodb", "DYNAMODB_TABLE": ledger.table}
-        made = subprocess.run(
-            [sys.executable, "-m", "umbrellabot", "state", "setup"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        made = run_cli(env, "state", "setup", cwd=tmp_path)
         assert made.returncode == 0 and "created" in made.stdout, made.stderr
     first = launch(env, "run", name="first")
     await first.wait_until(lambda: first.cycles_done() >= 1, 30, "the first worker up")

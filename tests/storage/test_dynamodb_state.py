@@ -4,8 +4,6 @@ settings and a missing table refused in one line."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ import boto3
 import pytest
 from builders import create_user
 from cli_env import use_env
-from daemon_harness import clean_env
+from daemon_harness import clean_env, run_cli
 
 from umbrellabot.config import SettingsError, load_settings
 from umbrellabot.enrich.enrichment import alert_for
@@ -94,18 +92,6 @@ def test_settings_name_what_the_shared_state_lacks(
         load_settings()
 
 
-def umbrellabot(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "umbrellabot", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_state_setup_makes_the_table_once_and_run_refuses_without_it(
     aws_env: dict[str, str], tmp_path: Path, s3: Any, bucket: str
 ) -> None:
@@ -117,19 +103,19 @@ def test_state_setup_makes_the_table_once_and_run_refuses_without_it(
         ATHENA_SETUP_ON_START="false",
         DETECTIONS_ENABLED="false",
     )
-    missing = umbrellabot(env, tmp_path, "run", "--once")
+    missing = run_cli(env, "run", "--once", cwd=tmp_path)
     assert missing.returncode == 3, missing.stderr
     [line] = missing.stderr.strip().splitlines()
     assert "DYNAMODB_TABLE setup-state" in line and "umbrellabot state setup" in line
 
-    made = umbrellabot(env, tmp_path, "state", "setup")
+    made = run_cli(env, "state", "setup", cwd=tmp_path)
     assert made.returncode == 0 and "created" in made.stdout, made.stderr
-    again = umbrellabot(env, tmp_path, "state", "setup")
+    again = run_cli(env, "state", "setup", cwd=tmp_path)
     assert again.returncode == 0 and "already there" in again.stdout, again.stderr
     dynamodb = boto3.client("dynamodb", endpoint_url=aws_env["AWS_ENDPOINT_URL"])
     ttl = dynamodb.describe_time_to_live(TableName="setup-state")["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
-    ran = umbrellabot(env, tmp_path, "run", "--once")
+    ran = run_cli(env, "run", "--once", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert "Traceback" not in ran.stderr
 
@@ -143,7 +129,7 @@ def test_a_table_of_another_shape_is_refused(aws_env: dict[str, str], tmp_path: 
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
     )
     env = clean_env(**aws_env, STATE_BACKEND="dynamodb", DYNAMODB_TABLE="someone-elses")
-    refused = umbrellabot(env, tmp_path, "state", "setup")
+    refused = run_cli(env, "state", "setup", cwd=tmp_path)
     assert refused.returncode == 3
     assert (
         "someone-elses (DYNAMODB_TABLE)" in refused.stderr and "not umbrellabot's" in refused.stderr

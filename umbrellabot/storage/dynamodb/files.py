@@ -20,11 +20,12 @@ from umbrellabot.model.triage import QuietKey
 from umbrellabot.storage.dynamodb.leases import Leases
 from umbrellabot.storage.dynamodb.outbox import alert_action, insert_alerts
 from umbrellabot.storage.dynamodb.table import ConditionFailed, Item, Table, part
+from umbrellabot.storage.file_failures import Attempt, after_failure
 from umbrellabot.storage.ports import FileState, IndexedEventRow
 
 FAILED = "files#failed"
 ABANDONED = "files#abandoned"
-_QUIET_PER_ITEM = 2000  # counts of one file and day in one item (far under 400 KB)
+_QUIET_PER_ITEM = 500  # counts of one file and day in one item (far under 400 KB)
 
 
 def file_key(key: str) -> tuple[str, str]:
@@ -156,29 +157,19 @@ class DynamoFileLedger(Leases):
         known = self._table.get(pk, sk, now)
         if known is not None and known.get("file_status") == "done":
             known = None  # processed before: this is a new version's first failure
-        attempts = int(known.get("attempts", 0) if known else 0) + (1 if counts else 0)
-        deaths = int(known.get("deaths", 0) if known else 0) + (1 if worker_died else 0)
-        abandoned = (counts and attempts >= max_attempts) or (worker_died and deaths >= max_deaths)
-        if worker_died and abandoned:
-            reason = f"{reason}, {deaths} times"
-        elif counts and abandoned:
-            reason = f"{reason} (after {attempts} attempts)"
-        tries = attempts if counts else deaths if worker_died else 0
-        delay = retry_base_s * 2 ** max(tries - 1, 0) if tries else 0.0
-        state = FileState(
-            key,
-            etag,
-            "abandoned" if abandoned else "failed",
-            attempts,
-            reason,
-            None if abandoned else now + delay,
-            deaths,
+        attempt = Attempt(
+            key, etag, reason, counts, max_attempts, retry_base_s, worker_died, max_deaths
         )
+        before = known or {}
+        state = after_failure(
+            attempt, int(before.get("attempts", 0)), int(before.get("deaths", 0)), now
+        )
+        abandoned = state.status == "abandoned"
         item = self._item(state, now)
         if not abandoned:
             self._table.put(item)
             return state
-        alert = own_alerts.file_abandoned(key, reason, now)
+        alert = own_alerts.file_abandoned(key, state.reason or reason, now)
         try:  # told like any alert, in the same transaction
             self._table.transact(
                 [self._table.put_action(item), alert_action(self._table, alert, now)]

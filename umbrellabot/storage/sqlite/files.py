@@ -10,6 +10,7 @@ from datetime import date
 from umbrellabot.model import own_alerts
 from umbrellabot.model.alerts import Alert
 from umbrellabot.model.triage import QuietKey
+from umbrellabot.storage.file_failures import Attempt, after_failure
 from umbrellabot.storage.ports import FileState, IndexedEventRow
 from umbrellabot.storage.sqlite.database import Database
 from umbrellabot.storage.sqlite.digests import count_quiet
@@ -78,24 +79,15 @@ class SqliteFileLedger:
         worker_died: bool = False,
         max_deaths: int = 3,
     ) -> FileState:
-        """A failed attempt. Poison failures count towards `max_attempts`, worker deaths towards
-        `max_deaths`, then the file is abandoned; transient ones (S3 trouble) are retried next
-        cycle without counting."""
+        """A failed attempt (`file_failures.after_failure` says what it makes of the file)."""
         now = time.time()
         row = self._db.execute(
             "SELECT attempts, deaths FROM files WHERE key = ?", (key,)
         ).fetchone()
-        attempts = (row[0] if row else 0) + (1 if counts else 0)
-        deaths = (row[1] if row else 0) + (1 if worker_died else 0)
-        abandoned = (counts and attempts >= max_attempts) or (worker_died and deaths >= max_deaths)
-        if worker_died and abandoned:
-            reason = f"{reason}, {deaths} times"
-        elif counts and abandoned:
-            reason = f"{reason} (after {attempts} attempts)"
-        tries = attempts if counts else deaths if worker_died else 0
-        delay = retry_base_s * 2 ** max(tries - 1, 0) if tries else 0.0
-        status = "abandoned" if abandoned else "failed"
-        next_retry = None if abandoned else now + delay
+        attempt = Attempt(
+            key, etag, reason, counts, max_attempts, retry_base_s, worker_died, max_deaths
+        )
+        state = after_failure(attempt, row[0] if row else 0, row[1] if row else 0, now)
         with self._db.transaction() as db:
             db.execute(
                 "INSERT INTO files (key, etag, status, attempts, deaths, reason, next_retry_at,"
@@ -103,11 +95,20 @@ class SqliteFileLedger:
                 " etag=excluded.etag, status=excluded.status, attempts=excluded.attempts,"
                 " deaths=excluded.deaths, reason=excluded.reason,"
                 " next_retry_at=excluded.next_retry_at, updated_at=excluded.updated_at",
-                (key, etag, status, attempts, deaths, reason, next_retry, now),
+                (
+                    key,
+                    etag,
+                    state.status,
+                    state.attempts,
+                    state.deaths,
+                    state.reason,
+                    state.next_retry_at,
+                    now,
+                ),
             )
-            if abandoned:  # told like any alert, in the same transaction
-                insert_alerts(db, [own_alerts.file_abandoned(key, reason, now)], now)
-        return FileState(key, etag, status, attempts, reason, next_retry, deaths)
+            if state.status == "abandoned":  # told like any alert, in the same transaction
+                insert_alerts(db, [own_alerts.file_abandoned(key, state.reason or "", now)], now)
+        return state
 
     def listed_through(self, prefixes: Sequence[str]) -> dict[str, date]:
         """The day each region folder was last listed and processed through."""

@@ -437,7 +437,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="umbrellabot-scale-", dir=keep) as tmp:
         root = Path(tmp)
         try:
-            for count in (int(n) for n in args.workers.split(",")):
+            for count in (int(n) for n in args.workers.split(",") if n.strip()):
                 await throughput(moto, bodies, count, root, args.state)
             if args.idle_s > 0:
                 await idle_requests(moto, root, args.idle_s, args.state)

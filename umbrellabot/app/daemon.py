@@ -174,6 +174,8 @@ class Daemon:
                 svc.metrics,
                 owner=svc.owner,
                 triage=svc.state.triage,
+                # a shared table is asked less often while there is nothing to deliver
+                idle_interval_s=5.0 if settings.state_backend == "dynamodb" else 1.0,
             )
             delivering = asyncio.create_task(self._delivery.run())
             if settings.ingest_mode == "sqs":

@@ -113,6 +113,7 @@ class DeliveryLoop:
         *,
         owner: str,
         interval_s: float = 1.0,
+        idle_interval_s: float = 1.0,
         triage: Triage | None = None,
     ) -> None:
         self._triage = triage
@@ -121,6 +122,7 @@ class DeliveryLoop:
         self._metrics = metrics
         self._owner = owner
         self._interval_s = interval_s
+        self._idle_interval_s = max(idle_interval_s, interval_s)
         self._wake = asyncio.Event()
         self._round = asyncio.Lock()
         self._stopping = False
@@ -130,12 +132,18 @@ class DeliveryLoop:
         self._wake.set()
 
     async def run(self) -> None:
+        """A round when woken, else on a tick that slows down (to `idle_interval_s`) while
+        rounds find nothing: what other processes add, and retries that come due, wait at most
+        that long; a shared state is not asked twice a second for nothing."""
+        tick = self._interval_s
         while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+                await asyncio.wait_for(self._wake.wait(), tick)
+            woken = self._wake.is_set()
             self._wake.clear()
             if not self._stopping:
-                await self.round()
+                busy = await self.round() > 0 or woken
+                tick = self._interval_s if busy else min(tick * 2, self._idle_interval_s)
 
     async def stop(self) -> None:
         """No new round; the one under way finishes (see `round` for the last one)."""

@@ -146,7 +146,7 @@ class DynamoOutbox:
         # What this handle knows without asking again: the claimants its last walk through
         # the pending alerts saw, and the alerts it claimed and has not told yet, by claimant.
         self._owners_seen: set[str] | None = None
-        self._claimed: dict[str, set[int]] = {}
+        self._claimed: dict[str, set[int]] = {}  # every claimant of this handle, told or not
 
     def add_alerts(self, alerts: Sequence[Alert]) -> int:
         return insert_alerts(self._table, alerts, time.time())
@@ -213,7 +213,8 @@ class DynamoOutbox:
         """This handle's own claims from memory; another claimant's through the pending list."""
         change = "SET claimed_until = :zero" if maybe_told else "REMOVE claimed_by, claimed_until"
         if owner in self._claimed and not maybe_told:
-            ids = sorted(self._claimed.pop(owner))
+            ids = sorted(self._claimed[owner])
+            self._claimed[owner] = set()
         else:
             items = self._table.query(PENDING, index="by_state")
             ids = [int(i["alert_id"]) for i in items if i.get("claimed_by") == owner]

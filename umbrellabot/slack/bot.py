@@ -1,10 +1,9 @@
 """The Slack bot: a slack_bolt AsyncApp over Socket Mode that answers `@umbrellabot check out
 <eventID>` (and `show`, `recent`, `status`, `help`) in the thread of the mention.
 
-It runs in the daemon's event loop beside the ingest scheduler, so nothing here blocks: the
-lookup is async (the state index, then the engine), state reads go to a thread, and the Bolt
-listeners only spawn the answer, so each envelope is acked at once. A slow lookup or `recent`
-is acknowledged in the thread ("Looking up …") and answered when done.
+It runs in the daemon's event loop beside the ingest scheduler and never blocks it: lookups are
+async, state reads go to a thread, and each envelope is acked at once; a slow lookup or
+`recent` says "Looking up …" in the thread and is answered when done.
 
 Who gets an answer: `gate.py`, and the first process to claim the message when several share
 one state. `recent [N]` reads a RecentSource the daemon passes (the alert outbox, or a query
